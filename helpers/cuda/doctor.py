@@ -1,0 +1,155 @@
+"""What this machine offers the workbook: GPU, driver, CUDA libraries, TensorRT, contexts.
+
+Never fails: each probe that cannot run says why. TensorRT counts only if the module has
+`Builder`: with only the type stubs installed, `import tensorrt` succeeds as an empty
+namespace package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import sys
+from dataclasses import asdict
+from importlib import metadata
+from typing import Any
+
+from helpers.cuda.check import call
+
+# import names; versions come from package metadata, so nothing heavy is imported
+PACKAGES = ("pycuda", "cuda", "cupy", "torch", "onnxruntime", "tensorrt", "numpy")
+CUDA_USERS = ("torch", "cupy", "onnxruntime", "tensorrt", "pycuda.autoinit", "pycuda.autoprimaryctx")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed distribution(s) and version per import name, None when absent."""
+    dists = metadata.packages_distributions()
+    found: dict[str, str | None] = {}
+    for name in PACKAGES:
+        names = sorted(set(dists.get(name, ())))
+        found[name] = ", ".join(f"{d} {metadata.version(d)}" for d in names) or None
+    return found
+
+
+def gpu_report() -> dict[str, Any]:
+    """Driver, runtime and devices through cuda-python; {"available": False, "reason"} if none."""
+    try:
+        from cuda.bindings import driver, runtime
+
+        call(driver.cuInit, 0)
+        count = call(driver.cuDeviceGetCount)
+    except Exception as exc:  # no cuda-python, no libcuda, no device: all mean "no GPU"
+        return {"available": False, "reason": f"no GPU usable here ({type(exc).__name__}: {exc})"}
+    if not count:
+        return {"available": False, "reason": "no GPU: the driver reports 0 devices"}
+    return {
+        "available": True,
+        "driver_cuda_version": _version(call(driver.cuDriverGetVersion)),
+        "runtime_cuda_version": _version(call(runtime.cudaRuntimeGetVersion)),
+        "devices": [_device(driver, i) for i in range(count)],
+    }
+
+
+def _version(number: int) -> str:
+    return f"{number // 1000}.{number % 1000 // 10}"
+
+
+def _device(driver: Any, index: int) -> dict[str, Any]:
+    dev = call(driver.cuDeviceGet, index)
+    attr = driver.CUdevice_attribute
+    major = call(driver.cuDeviceGetAttribute, attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev)
+    minor = call(driver.cuDeviceGetAttribute, attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev)
+    name = call(driver.cuDeviceGetName, 256, dev)
+    return {
+        "index": index,
+        "name": name.split(b"\0", 1)[0].decode(),
+        "compute_capability": f"{major}.{minor}",
+        "memory_gib": round(call(driver.cuDeviceTotalMem, dev) / 2**30, 1),
+    }
+
+
+def tensorrt_report() -> dict[str, Any]:
+    """Whether a real TensorRT is importable (stubs alone give an empty namespace package)."""
+    try:
+        trt = importlib.import_module("tensorrt")
+    except Exception as exc:  # absent, or a placeholder wheel whose libraries are missing
+        return {"usable": False, "detail": f"not importable ({type(exc).__name__}: {exc})"}
+    if not hasattr(trt, "Builder"):
+        return {"usable": False, "detail": "only an empty `tensorrt` namespace (type stubs?)"}
+    return {"usable": True, "version": getattr(trt, "__version__", "unknown")}
+
+
+def onnxruntime_providers() -> list[str] | None:
+    try:
+        import onnxruntime
+    except Exception:  # not installed or broken: the packages section shows which
+        return None
+    return list(onnxruntime.get_available_providers())
+
+
+def context_report() -> dict[str, Any]:
+    """The context current on the calling thread, or why it cannot be read."""
+    from helpers.cuda.context import current_context
+
+    try:
+        info = current_context()
+    except Exception as exc:  # no GPU / no cuda-python: gpu_report says which
+        return {"summary": f"unknown ({type(exc).__name__}: {exc})"}
+    return {**asdict(info), "summary": str(info)}
+
+
+def advice(report: dict[str, Any]) -> list[str]:
+    """Plain warnings drawn from a report (pure)."""
+    notes = []
+    if not report["gpu"]["available"]:
+        notes.append("No GPU: the ONNX Runtime CPU path works; TensorRT and CUDA cells cannot run.")
+    if not report["tensorrt"]["usable"]:
+        notes.append("No TensorRT: engine building and TensorRT inference cannot run here.")
+    users = set(report["cuda_users_loaded"])
+    if "pycuda.autoinit" in users:
+        notes.append(
+            "pycuda.autoinit is loaded: it makes a private context; use pycuda.autoprimaryctx "
+            "or CudaContext.primary() so TensorRT, torch and pycuda share one context."
+        )
+    if report["context"].get("is_primary") is False:
+        notes.append("A non-primary context is current on this thread: TensorRT will use it here.")
+    return notes
+
+
+def doctor() -> dict[str, Any]:
+    """Everything above as one plain dict (JSON-serialisable)."""
+    loaded = [name for name in CUDA_USERS if name in sys.modules]  # before we import any
+    report = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "gpu": gpu_report(),
+        "packages": package_versions(),
+        "tensorrt": tensorrt_report(),
+        "onnxruntime_providers": onnxruntime_providers(),
+        "context": context_report(),
+        "cuda_users_loaded": loaded,
+    }
+    report["advice"] = advice(report)
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A short human-readable rendering of `doctor()`."""
+    gpu = report["gpu"]
+    lines = [f"python      {report['python']} on {report['platform']}"]
+    if gpu["available"]:
+        lines.append(f"driver      CUDA {gpu['driver_cuda_version']}, runtime {gpu['runtime_cuda_version']}")
+        lines += [
+            f"gpu {d['index']}       {d['name']} (sm {d['compute_capability']}, {d['memory_gib']} GiB)"
+            for d in gpu["devices"]
+        ]
+    else:
+        lines.append(f"gpu         {gpu['reason']}")
+    trt = report["tensorrt"]
+    lines.append(f"tensorrt    {trt.get('version') if trt['usable'] else trt['detail']}")
+    lines += [f"{name:<12}{version or '-'}" for name, version in report["packages"].items()]
+    lines.append(f"ort         providers {report['onnxruntime_providers']}")
+    lines.append(f"context     {report['context']['summary']}")
+    lines.append(f"cuda users  {', '.join(report['cuda_users_loaded']) or 'none loaded'}")
+    lines += [f"note        {note}" for note in report["advice"]]
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""A backend plus the SCRFD pipeline: letterbox, run, decode, NMS, rescale.
+
+The layout is sniffed once by running the model, because declared output
+shapes can lie; after that every call is preprocessing, one backend run and
+a threshold-first decode.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from helpers.backend import Backend, static_size
+from helpers.decode import candidates
+from helpers.detections import Faces
+from helpers.errors import UserError
+from helpers.layout import Layout, infer_layout
+from helpers.letterbox import Letterbox, Preprocessor
+from helpers.nms import nms
+
+DEFAULT_SIZE = (640, 640)
+
+
+def check_size(size: tuple[int, int]) -> tuple[int, int]:
+    """Reject input sizes the strides cannot tile, before any model runs."""
+    w, h = size
+    if w <= 0 or h <= 0 or w % 32 or h % 32:
+        raise UserError(f"input size {w}x{h} is not a positive multiple of 32; use e.g. 640 or 640 480")
+    return w, h
+
+
+def check_threshold(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"{name} {value} is outside [0, 1]; pass a value such as 0.5")
+    return value
+
+
+def probe_shapes(backend: Backend, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
+    """Run the model once on a blank canvas: the real output shapes, whatever the graph declares."""
+    inp = backend.inputs[0]
+    if len(backend.inputs) != 1 or len(inp.shape) != 4:
+        raise UserError(
+            f"not an SCRFD model: expected one NCHW image input, found {[i.name for i in backend.inputs]}"
+        )
+    w, h = size
+    try:
+        outs = backend.run({inp.name: np.zeros((1, 3, h, w), np.float32)})
+    except Exception as exc:
+        raise UserError(f"the model failed on a {w}x{h} input ({str(exc).splitlines()[0][:160]})") from None
+    return {k: tuple(v.shape) for k, v in outs.items()}
+
+
+def sniff_layout(backend: Backend, size: tuple[int, int]) -> Layout:
+    """The layout read off the real shapes of one run."""
+    dynamic = static_size(backend.inputs[0]) is None
+    return infer_layout(probe_shapes(backend, size), size[0], size[1], dynamic)
+
+
+@dataclass
+class Timings:
+    """Milliseconds spent in each stage of the last detection."""
+
+    preprocess: float = 0.0
+    inference: float = 0.0
+    postprocess: float = 0.0
+
+    def to_json(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in vars(self).items()}
+
+
+@dataclass
+class Detection:
+    """Everything one detection produced, for the score-map explorer and reports."""
+
+    faces: Faces  # kept faces, original-image pixels, best first
+    candidates: Faces  # all faces over the threshold, canvas pixels, level order
+    kept: np.ndarray  # indices into candidates that NMS kept
+    letterbox: Letterbox
+    outputs: dict[str, np.ndarray]
+    timings: Timings = field(default_factory=Timings)
+
+
+class Detector:
+    """SCRFD on any backend; static-input models always run at their own size."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        input_size: tuple[int, int] | None = None,
+        score_threshold: float = 0.5,
+        nms_threshold: float = 0.4,
+    ):
+        self.backend = backend
+        self.fixed_size = static_size(backend.inputs[0])
+        self.requested_size = check_size(input_size) if input_size else None
+        self.input_size = self.fixed_size or self.requested_size or DEFAULT_SIZE
+        self.score_threshold = check_threshold("score threshold", score_threshold)
+        self.nms_threshold = check_threshold("NMS threshold", nms_threshold)
+        self.layout = sniff_layout(backend, self.input_size)
+        self.input_name = backend.inputs[0].name
+        self._prep = Preprocessor()
+
+    @property
+    def size_overridden(self) -> bool:
+        """True when the user asked for a size the static model cannot take."""
+        return bool(self.fixed_size and self.requested_size and self.fixed_size != self.requested_size)
+
+    def run(self, image: np.ndarray, size: tuple[int, int] | None = None) -> Detection:
+        """Detect at one input size, keeping the intermediate results."""
+        size = self.fixed_size or (check_size(size) if size else self.input_size)
+        t0 = time.perf_counter()
+        blob, box = self._prep(image, size)
+        t1 = time.perf_counter()
+        outputs = self.backend.run({self.input_name: blob})
+        t2 = time.perf_counter()
+        cands = candidates(outputs, self.layout, size, self.score_threshold)
+        kept = nms(cands.boxes, cands.scores, self.nms_threshold)
+        faces = cands[kept].scaled(box.scale)
+        t3 = time.perf_counter()
+        timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return Detection(faces, cands, kept, box, outputs, timings)
+
+    def detect(self, image: np.ndarray) -> Faces:
+        return self.run(image).faces
+
+    def detect_sizes(self, image: np.ndarray, sizes: list[tuple[int, int]]) -> Faces:
+        """Run at several input sizes and merge before one NMS (insightface's two-scale trick).
+
+        A small size sees faces that fill the frame, which the 640 input
+        can miss; merging before NMS keeps the best box of each face.
+        """
+        if self.fixed_size:
+            raise UserError("this model has a static input size; multi-size detection needs a dynamic export")
+        found = [self.run(image, s).faces for s in sizes]
+        merged = Faces.concat(found)
+        return merged[nms(merged.boxes, merged.scores, self.nms_threshold)]

@@ -1,0 +1,57 @@
+"""Greedy NMS with the reference's arithmetic (pixel-inclusive areas, IoU > t suppresses).
+
+Small candidate sets (the usual case) use one IoU matrix and a cheap scan;
+large ones fall back to the reference's row-at-a-time loop (`trace`) to bound memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_MATRIX_LIMIT = 2048
+
+
+def _iou_against(boxes: np.ndarray, areas: np.ndarray, i: np.ndarray | int, j: np.ndarray) -> np.ndarray:
+    """IoU of boxes i (index or column of indices) with boxes j, as the reference computes it."""
+    xx1 = np.maximum(boxes[i, 0], boxes[j, 0])
+    yy1 = np.maximum(boxes[i, 1], boxes[j, 1])
+    xx2 = np.minimum(boxes[i, 2], boxes[j, 2])
+    yy2 = np.minimum(boxes[i, 3], boxes[j, 3])
+    inter = np.maximum(0.0, xx2 - xx1 + 1) * np.maximum(0.0, yy2 - yy1 + 1)
+    return inter / (areas[i] + areas[j] - inter)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices of kept boxes, highest score first."""
+    n = len(scores)
+    if n > _MATRIX_LIMIT:
+        return np.asarray([i for i, _ in trace(boxes, scores, threshold)], np.int64)
+    order = scores.argsort()[::-1]
+    boxes = boxes[order]
+    areas = _areas(boxes)
+    idx = np.arange(n)
+    over = _iou_against(boxes, areas, idx[:, None], idx[None, :]) > threshold
+    removed = np.zeros(n, bool)
+    keep = []
+    for i in range(n):
+        if not removed[i]:
+            keep.append(i)
+            removed |= over[i]
+    return order[np.asarray(keep, np.int64)]
+
+
+def _areas(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+
+
+def trace(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[tuple[int, np.ndarray]]:
+    """Each kept box with the boxes it suppressed, in order: the reference's loop, made visible."""
+    areas = _areas(boxes)
+    rest = scores.argsort()[::-1]
+    steps = []
+    while rest.size:
+        i, others = rest[0], rest[1:]
+        over = _iou_against(boxes, areas, i, others) > threshold
+        steps.append((int(i), others[over]))
+        rest = others[~over]
+    return steps

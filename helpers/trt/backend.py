@@ -1,0 +1,168 @@
+"""TensorRT behind the backend interface: named arrays in, named arrays out.
+
+Built from an ONNX file (through the engine cache) or loaded from a plan. Engine, execution
+context, stream and buffers all live in the device's primary CUDA context, which every call
+makes current, so the backend works from any thread and next to torch, cupy or ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from helpers.backend import TensorInfo
+from helpers.errors import UserError
+from helpers.layout import Layout
+from helpers.trt.bindings import IOBuffers, match_inputs
+from helpers.trt.build import DEFAULT_CACHE_DIR, BuildOptions, build_engine
+from helpers.trt.cache import describe_mismatch, plan_manifest
+from helpers.trt.runner import Runner, check_method
+from helpers.trt.runtime import (
+    current_target,
+    device_identity,
+    load_tensorrt,
+    log_book,
+    logger,
+    tensorrt_status,
+)
+from helpers.trt.specs import specs_from_engine
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+
+def tensorrt_available() -> tuple[bool, str]:
+    """Whether this machine can run the TensorRT backend (real TensorRT, pycuda and a GPU), and why."""
+    ok, detail = tensorrt_status()
+    if not ok:
+        return False, detail
+    if importlib.util.find_spec("pycuda") is None:
+        return False, "pycuda is not installed (the TensorRT backend's buffers use it): pip install pycuda"
+    try:
+        name, capability = device_identity(0)
+    except UserError as exc:
+        return False, f"TensorRT {detail} is installed but no CUDA GPU is usable: {exc}"
+    return True, f"TensorRT {detail} on {name} (sm {capability})"
+
+
+def load_plan(model: Path, options: BuildOptions, cache_dir: str | Path, progress: bool) -> bytes:
+    """Plan bytes: built (or taken from the cache) for an .onnx file, read for anything else."""
+    if model.suffix.lower() == ".onnx":
+        return build_engine(model, options, cache_dir, progress=progress).plan
+    try:
+        return model.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read plan {model}: {exc.strerror}; check the path") from None
+
+
+def deserialize(plan: bytes, source: Path, device: int) -> tuple[trt.Runtime, trt.ICudaEngine]:
+    """Runtime and engine (keep both); a plan made for another TensorRT or GPU is refused by name."""
+    load_tensorrt()
+    import tensorrt as trt
+
+    manifest = plan_manifest(source)
+    if isinstance(manifest, dict):
+        target = current_target(device).fields()
+        wanted = {k: target[k] for k in ("tensorrt_version", "compute_capability")}
+        differences = describe_mismatch(manifest, wanted)
+        if differences:
+            raise UserError(
+                f"plan {source.name} is not compatible here ({'; '.join(differences)}); rebuild it "
+                "from the ONNX with `python -m helpers build MODEL`"
+            )
+    log_book().clear()
+    runtime = trt.Runtime(logger())
+    engine = runtime.deserialize_cuda_engine(plan)
+    if engine is None:
+        raise UserError(
+            f"TensorRT cannot load plan {source.name} ({log_book().last_error('no reason logged')}); "
+            "plans only run on the TensorRT version and GPU they were built for: rebuild with "
+            "`python -m helpers build MODEL`"
+        )
+    return runtime, engine
+
+
+class TensorRTBackend:
+    """An engine with one execution context; `method` is "v3" (default), "v2" or "graph"."""
+
+    name = "tensorrt"
+
+    def __init__(
+        self,
+        model: str | Path,
+        method: str = "v3",
+        options: BuildOptions | None = None,
+        cache_dir: str | Path = DEFAULT_CACHE_DIR,
+        poison: bool = True,
+        timed: bool = False,
+        progress: bool = True,
+    ):
+        from helpers.cuda.context import CudaContext
+        from helpers.cuda.stream import Stream
+
+        self.method = check_method(method)
+        self.poison = poison
+        options = options or BuildOptions()
+        path = Path(model)
+        plan = load_plan(path, options, cache_dir, progress)
+        self.cuda = CudaContext.primary(options.device)
+        with self.cuda.activate():
+            self._runtime, self.engine = deserialize(plan, path, options.device)
+            self.context = self.engine.create_execution_context()
+            self.specs = specs_from_engine(self.engine)
+            self.stream = Stream(self.cuda)
+        self.buffers = IOBuffers(self.context, self.specs, self.cuda)
+        self.runner = Runner(self.context, self.buffers, self.stream, self.cuda, timed)
+        self._closed = False
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        return [s.info() for s in self.specs if s.is_input]
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        return [s.info() for s in self.specs if not s.is_input]
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """CUDA-event ms of the last run per stage (h2d, infer, d2h, total) when built with timed=True."""
+        return dict(self.runner.timings)
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._closed:
+            raise UserError("this TensorRTBackend was closed; create a new one")
+        shapes = match_inputs(self.specs, inputs)
+        with self.cuda.activate():
+            self.buffers.set_shapes(shapes)
+            self.buffers.load(inputs)
+            if self.poison:
+                self.buffers.poison_outputs()
+        self.runner.run(self.method)
+        return self.buffers.read_outputs()
+
+    def layout(self, width: int, height: int) -> Layout:
+        """The SCRFD layout at the shapes of the last run (call `run` once first)."""
+        if not self.buffers.shapes:
+            raise UserError("run the backend once before asking for its layout")
+        return self.buffers.layout(width, height)
+
+    def close(self) -> None:
+        """Free graph, buffers, stream and TensorRT objects inside their context, then release it."""
+        if self._closed:
+            return
+        with self.cuda.activate():
+            self.runner.close()
+            self.buffers.free()
+            self.stream.close()
+            del self.context, self.engine, self._runtime
+        self.cuda.release()
+        self._closed = True
+
+    def __enter__(self) -> TensorRTBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

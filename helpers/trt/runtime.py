@@ -1,0 +1,142 @@
+"""Finding a real TensorRT, reading its version, and collecting what its logger says.
+
+With only `tensorrt-stubs` installed, `import tensorrt` succeeds as an empty namespace
+package, so a real TensorRT is recognised by what the module holds (`Builder`), not by
+whether the import raises.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import threading
+from collections import deque
+from types import ModuleType
+from typing import TYPE_CHECKING, TextIO
+
+from helpers.errors import UserError
+from helpers.trt.cache import Target
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+INSTALL_HINT = "pip install tensorrt-cu12 (tensorrt-cu13 for CUDA 13), see README"
+# Severities as TensorRT names them, most severe first; WARNING and above are kept.
+_KEPT = ("INTERNAL_ERROR", "ERROR", "WARNING")
+
+
+def tensorrt_status() -> tuple[bool, str]:
+    """(True, version) when a real TensorRT imports, else (False, why not)."""
+    try:
+        import tensorrt
+    except ImportError as exc:
+        return False, f"TensorRT is not installed ({exc}); {INSTALL_HINT}"
+    if not hasattr(tensorrt, "Builder"):
+        return False, f"TensorRT is not installed (only its type stubs are); {INSTALL_HINT}"
+    return True, str(tensorrt.__version__)
+
+
+def load_tensorrt() -> ModuleType:
+    """The real `tensorrt` module, or a UserError that says how to install it.
+
+    Callers that want typed access call this first, then `import tensorrt as trt`.
+    """
+    ok, why = tensorrt_status()
+    if not ok:
+        raise UserError(why)
+    import tensorrt
+
+    return tensorrt
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """'10.13.0.35' -> (10, 13, 0, 35); suffixes such as '.post1' or '+cuda12' are ignored."""
+    match = re.match(r"\d+(?:\.\d+)*", text.strip())
+    if match is None:
+        raise UserError(f"cannot read TensorRT version {text!r}; expected something like 10.13.0")
+    return tuple(int(p) for p in match.group().split("."))
+
+
+def major_version(text: str) -> int:
+    return parse_version(text)[0]
+
+
+class LogBook:
+    """What TensorRT logged at WARNING or above, kept so a failed build can say why.
+
+    TensorRT calls its logger from its own threads, hence the lock.
+    """
+
+    def __init__(self, keep: int = 50, echo: TextIO | None = sys.stderr):
+        self._lines: deque[tuple[str, str]] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+        self._echo = echo
+
+    def record(self, severity: str, message: str) -> None:
+        if severity not in _KEPT:
+            return
+        with self._lock:
+            self._lines.append((severity, message))
+        if self._echo is not None:
+            print(f"[TensorRT] {severity}: {message}", file=self._echo)
+
+    def errors(self) -> list[str]:
+        with self._lock:
+            return [m for s, m in self._lines if s != "WARNING"]
+
+    def last_error(self, default: str) -> str:
+        """The last error line, for a one-line UserError; `default` when TensorRT said nothing."""
+        errors = self.errors()
+        return errors[-1].strip().splitlines()[0] if errors else default
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lines.clear()
+
+
+_BOOK = LogBook()
+
+
+def log_book() -> LogBook:
+    """The book behind `logger()`; clear it before a step whose errors you want to report."""
+    return _BOOK
+
+
+@functools.cache
+def logger() -> trt.ILogger:
+    """The one TensorRT logger of this process (WARNING and above, into `log_book()`).
+
+    One logger for builder and runtime alike: TensorRT warns when they are given different ones.
+    """
+    load_tensorrt()
+    import tensorrt as trt
+
+    class _BookLogger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
+            _BOOK.record(severity.name, msg)
+
+    return _BookLogger()
+
+
+def device_identity(device: int = 0) -> tuple[str, str]:
+    """(GPU name, compute capability such as '9.0') of a CUDA device, or a UserError."""
+    from helpers.cuda.doctor import gpu_report
+
+    report = gpu_report()
+    if not report["available"]:
+        raise UserError(str(report["reason"]))
+    devices = report["devices"]
+    if not 0 <= device < len(devices):
+        raise UserError(f"GPU {device} does not exist: this machine has {len(devices)}; use --device 0")
+    return str(devices[device]["name"]), str(devices[device]["compute_capability"])
+
+
+def current_target(device: int = 0) -> Target:
+    """TensorRT version and GPU identity: the facts a plan is tied to."""
+    trt = load_tensorrt()
+    name, capability = device_identity(device)
+    return Target(str(trt.__version__), name, capability)

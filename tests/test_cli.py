@@ -1,0 +1,205 @@
+"""The CLI contract other tools read, and one-line errors for every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ROOT, shared_image
+from synthetic import scrfd_like
+
+from helpers.samples import sample_path
+
+DETECTION_KEYS = {"image", "width", "height", "model", "backend", "input_size", "detections", "timings_ms"}
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "helpers", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors and any(text in line for line in errors), result.stderr
+
+
+@pytest.fixture(scope="module")
+def models_env():
+    from conftest import model_dir
+
+    return {"SCRFD_MODEL_DIR": str(model_dir())}
+
+
+def test_detect_json_contract(tmp_path, models_env):
+    image = shared_image("t1.jpg")
+    out = tmp_path / "r.json"
+    result = cli(
+        "detect",
+        image,
+        "--json",
+        out,
+        "--backend",
+        "onnxruntime",
+        "--annotate",
+        tmp_path / "ann",
+        env=models_env,
+    )
+    assert result.returncode == 0, result.stderr
+    [entry] = json.loads(out.read_text())
+    assert set(entry) == DETECTION_KEYS
+    assert entry["image"] == str(image) and (entry["width"], entry["height"]) == (1280, 886)
+    assert entry["backend"] == "onnxruntime" and entry["input_size"] == [640, 640]
+    assert set(entry["timings_ms"]) == {"preprocess", "inference", "postprocess"}
+    assert len(entry["detections"]) == 6
+    for det in entry["detections"]:
+        assert set(det) == {"box", "score", "landmarks"}
+        x1, y1, x2, y2 = det["box"]
+        assert 0 <= x1 < x2 <= 1280 and 0 <= y1 < y2 <= 886 and 0.5 <= det["score"] <= 1
+        assert len(det["landmarks"]) == 5 and all(len(p) == 2 for p in det["landmarks"])
+        assert x1 <= det["landmarks"][2][0] <= x2  # the nose is inside its box
+    drawn = cv2.imread(str(tmp_path / "ann" / "t1.jpg"))
+    assert drawn.shape == (886, 1280, 3) and not np.array_equal(drawn, cv2.imread(str(image)))
+
+
+def test_batch_keeps_the_good_images_and_names_the_bad(tmp_path, models_env):
+    good = sample_path("astronaut.png")
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"nope")
+    out = tmp_path / "r.json"
+    result = cli(
+        "detect",
+        good,
+        bad,
+        tmp_path / "missing.png",
+        "--json",
+        out,
+        "--backend",
+        "onnxruntime",
+        env=models_env,
+    )
+    assert result.returncode == 1
+    assert_one_line_error(result, "broken.jpg could not be decoded")
+    assert_one_line_error(result, "missing.png does not exist")
+    entries = json.loads(out.read_text())
+    assert [e["image"] for e in entries] == [str(good)] and len(entries[0]["detections"]) == 1
+
+
+def test_input_size_width_height_and_static_model_note(models_env):
+    result = cli(
+        "detect",
+        sample_path("astronaut.png"),
+        "--input-size",
+        "320",
+        "256",
+        "--json",
+        "-",
+        "--backend",
+        "onnxruntime",
+        "--model",
+        "scrfd_2.5g",
+        env=models_env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["input_size"] == [320, 256]
+    result = cli(
+        "detect",
+        sample_path("astronaut.png"),
+        "--input-size",
+        "320",
+        "--json",
+        "-",
+        "--backend",
+        "onnxruntime",
+        "--model",
+        "scrfd_500m_bnkps",
+        env=models_env,
+    )
+    assert json.loads(result.stdout)[0]["input_size"] == [640, 640]
+    assert result.stderr.count("static 640x640 input") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--input-size", "100"], "not a positive multiple of 32"),
+        (["--input-size", "640", "500"], "640x500 is not a positive multiple of 32"),
+        (["--score-threshold", "1.5"], "outside [0, 1]"),
+        (["--nms-threshold", "-0.1"], "outside [0, 1]"),
+        (["--model", "/nonexistent/model.onnx"], "does not exist"),
+        (["--backend", "tensorrt"], "--backend tensorrt is not usable here"),
+    ],
+)
+def test_bad_options_are_one_line_errors(args, text, models_env):
+    result = cli("detect", sample_path("astronaut.png"), *args, env=models_env)
+    assert result.returncode == 2
+    assert_one_line_error(result, text)
+
+
+def test_corrupt_and_non_scrfd_models_are_refused(tmp_path):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07garbage")
+    assert_one_line_error(
+        cli("detect", sample_path("astronaut.png"), "--model", corrupt), "cannot load model"
+    )
+    assert_one_line_error(cli("inspect", corrupt), "cannot read")
+    other = scrfd_like(tmp_path / "other.onnx", landmarks=False, extra_outputs=1)
+    assert_one_line_error(cli("detect", sample_path("astronaut.png"), "--model", other), "not an SCRFD model")
+    assert_one_line_error(cli("inspect", other), "not an SCRFD model")
+
+
+def test_no_models_says_how_to_fetch(tmp_path):
+    result = cli("detect", sample_path("astronaut.png"), env={"SCRFD_MODEL_DIR": str(tmp_path)})
+    assert_one_line_error(result, "models fetch")
+
+
+def test_annotate_into_a_file_is_refused(tmp_path, models_env):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    assert_one_line_error(
+        cli("detect", sample_path("astronaut.png"), "--annotate", target, env=models_env), "is a file"
+    )
+
+
+def test_inspect_json_contract(model_path):
+    result = cli("inspect", model_path, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {"inputs", "outputs", "opset", "ops", "layout"} <= set(report)
+    assert report["opset"] == 11 and report["ops"]["Conv"] > 0
+    assert all(set(t) == {"name", "shape", "dtype"} for t in report["inputs"] + report["outputs"])
+    layout = report["layout"]
+    assert layout["strides"] == [8, 16, 32] and layout["anchors_per_location"] == 2 and layout["landmarks"]
+    assert layout["batched"] == model_path.stem.endswith("bnkps")
+    assert layout["dynamic_input"] == (not model_path.stem.endswith("bnkps"))
+    assert set(layout["outputs"]) == {"score", "bbox", "kps"}
+    assert all(set(v) == {"8", "16", "32"} for v in layout["outputs"].values())
+    dims = report["inputs"][0]["shape"]
+    assert all(isinstance(d, int | str) for d in dims)
+
+
+def test_inspect_flags_declared_shapes_that_lie(models_env):
+    result = cli("inspect", Path(models_env["SCRFD_MODEL_DIR"]) / "scrfd_500m.onnx")
+    assert result.returncode == 0 and "declared shape is wrong" in result.stdout
+
+
+def test_models_list(models_env):
+    result = cli("models", "list", env=models_env)
+    assert result.returncode == 0 and "(default)" in result.stdout
+
+
+def test_unknown_fetch_name_is_refused():
+    assert_one_line_error(cli("models", "fetch", "det_999"), "unknown model 'det_999'")

@@ -1,0 +1,163 @@
+"""CPU tests of the CUDA layer's pure parts: status checking, statistics, explain, doctor."""
+
+from __future__ import annotations
+
+import enum
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from helpers.cuda.check import CudaError, call, check, error_name
+from helpers.cuda.doctor import advice, doctor, format_report, tensorrt_report
+from helpers.cuda.explain import EXPLANATIONS, explain
+from helpers.cuda.stream import summarize
+from helpers.errors import UserError
+
+
+class FakeStatus(enum.IntEnum):
+    """Stands in for cuda-python's status enums (int-valued, with a .name)."""
+
+    cudaSuccess = 0
+    cudaErrorInvalidResourceHandle = 400
+    cudaErrorUnknown = 999
+
+
+def test_check_unwraps_values_by_count() -> None:
+    assert check((FakeStatus.cudaSuccess,)) is None
+    assert check((FakeStatus.cudaSuccess, 7)) == 7
+    assert check((FakeStatus.cudaSuccess, 7, "x")) == (7, "x")
+    assert check(FakeStatus.cudaSuccess) is None
+
+
+def test_check_raises_with_name_and_hint() -> None:
+    with pytest.raises(CudaError) as caught:
+        check((FakeStatus.cudaErrorInvalidResourceHandle, None), "cudaMemcpyAsync")
+    error = caught.value
+    assert isinstance(error, UserError)
+    assert (error.name, error.code) == ("cudaErrorInvalidResourceHandle", 400)
+    assert str(error).startswith("cudaMemcpyAsync failed: cudaErrorInvalidResourceHandle (400)")
+    assert "another CUDA context" in str(error)
+
+
+def test_unknown_error_has_no_hint_but_still_raises() -> None:
+    with pytest.raises(CudaError, match=r"^cudaErrorUnknown \(999\)$"):
+        check((FakeStatus.cudaErrorUnknown,))
+
+
+def test_call_names_the_function() -> None:
+    def cudaStreamSynchronize(handle: int) -> tuple[FakeStatus]:
+        return (FakeStatus.cudaErrorInvalidResourceHandle,)
+
+    with pytest.raises(CudaError, match=r"^cudaStreamSynchronize failed"):
+        call(cudaStreamSynchronize, 0)
+    assert error_name(FakeStatus.cudaSuccess) == "cudaSuccess"
+
+
+def test_summarize_percentiles() -> None:
+    stats = summarize([float(v) for v in range(1, 101)])
+    assert stats["n"] == 100
+    assert stats["median"] == pytest.approx(50.5)
+    assert stats["mean"] == pytest.approx(50.5)
+    assert stats["p90"] == pytest.approx(90.1)
+    assert stats["p99"] == pytest.approx(99.01)
+    assert summarize([2.0])["p99"] == 2.0
+
+
+def test_summarize_refuses_no_samples() -> None:
+    with pytest.raises(UserError, match="no timing samples"):
+        summarize([])
+
+
+@pytest.mark.parametrize(
+    ("log", "topic"),
+    [
+        (
+            "[TRT] [E] 1: [reformat.cpp::executeCutensor::388] Error Code 1: CuTensor "
+            "(Internal cuTensor permutate execute failed)",
+            "contexts-and-threads",
+        ),
+        (
+            "pycuda._driver.LogicError: explicit_context_dependent failed: invalid device context "
+            "- no currently active context?",
+            "contexts-and-threads",
+        ),
+        (
+            "AttributeError: 'tensorrt.tensorrt.IExecutionContext' object has no attribute "
+            "'execute_async_v2'",
+            "api-versions",
+        ),
+        (
+            "Error Code 3: API Usage Error (Parameter check failed, condition: ... Address is not "
+            "set for input tensor input.1.)",
+            "running-engines",
+        ),
+        (
+            "Error Code 4: Network has dynamic or shape inputs, but no optimization profile has "
+            "been defined.",
+            "building-engines",
+        ),
+        ("The engine plan file is not compatible with this version of TensorRT", "building-engines"),
+        ("my scores are ALL ZERO after the first frame", "running-engines"),
+    ],
+)
+def test_explain_finds_the_cause(log: str, topic: str) -> None:
+    found = explain(log)
+    assert found, log
+    assert found[0].see == topic
+
+
+def test_explain_pairs_cutensor_with_invalid_handle() -> None:
+    log = "CuTensor (Internal cuTensor permutate execute failed) ... Cuda Runtime (invalid resource handle)"
+    patterns = [row.patterns[0] for row in explain(log)]
+    assert patterns == ["invalid resource handle", "Internal cuTensor permutate execute failed"]
+
+
+def test_every_row_matches_its_own_patterns_and_unrelated_text_nothing() -> None:
+    for row in EXPLANATIONS:
+        assert all(row in explain(pattern.upper()) for pattern in row.patterns)
+        assert row.cause and row.fix and row.see
+    assert explain("everything is fine") == []
+
+
+def test_tensorrt_stubs_are_not_tensorrt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
+    assert tensorrt_report()["usable"] is False
+    real = types.SimpleNamespace(Builder=object, __version__="10.13.0.35")
+    monkeypatch.setitem(sys.modules, "tensorrt", real)
+    assert tensorrt_report() == {"usable": True, "version": "10.13.0.35"}
+
+
+def test_doctor_without_gpu_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "cuda.bindings", None)  # as if cuda-python were missing
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    report = doctor()
+    assert report["gpu"]["available"] is False
+    assert report["gpu"]["reason"].startswith("no GPU")
+    assert report["tensorrt"]["usable"] is False
+    text = format_report(report)
+    assert "no GPU" in text and "No TensorRT" in text
+
+
+def test_advice_names_autoinit() -> None:
+    report = {
+        "gpu": {"available": True},
+        "tensorrt": {"usable": True},
+        "cuda_users_loaded": ["pycuda.autoinit", "torch"],
+        "context": {"is_primary": False},
+    }
+    notes = " ".join(advice(report))
+    assert "pycuda.autoprimaryctx" in notes and "non-primary" in notes
+
+
+def test_importing_the_cuda_layer_loads_no_gpu_library() -> None:
+    code = (
+        "import sys, helpers.cuda.check, helpers.cuda.context, helpers.cuda.memory, "
+        "helpers.cuda.stream, helpers.cuda.graph, helpers.cuda.doctor, helpers.cuda.explain; "
+        "print(sorted(m for m in ('pycuda', 'cuda.bindings', 'cupy', 'torch') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

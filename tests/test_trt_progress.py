@@ -1,0 +1,168 @@
+"""Build progress: the state model fed with TensorRT-style events, its renderers, and cancel."""
+
+from __future__ import annotations
+
+import _thread
+import io
+import threading
+import time
+
+import pytest
+
+from helpers.trt.progress import Job, ProgressState, TextBar, WidgetBar, in_notebook, make_renderer, text_line
+
+
+def nested() -> ProgressState:
+    state = ProgressState()
+    state.phase_start("Building Engine", None, 4)
+    state.step_complete("Building Engine", 0)
+    state.phase_start("Tactic selection", "Building Engine", 2)
+    state.step_complete("Tactic selection", 0)
+    return state
+
+
+def test_fraction_refines_the_top_phase_with_its_open_child():
+    state = ProgressState()
+    assert state.fraction() == 0.0
+    state.phase_start("Building Engine", None, 4)
+    state.step_complete("Building Engine", 0)
+    assert state.fraction() == pytest.approx(0.25)
+    state.phase_start("Tactic selection", "Building Engine", 2)
+    state.step_complete("Tactic selection", 0)
+    assert state.fraction() == pytest.approx((1 + 0.5) / 4)
+    state.phase_finish("Tactic selection")
+    state.step_complete("Building Engine", 1)
+    assert state.fraction() == pytest.approx(0.5)
+    state.phase_finish("Building Engine")
+    assert state.fraction() == 1.0 and state.phases() == []
+
+
+def test_phases_nest_depth_first_and_describe():
+    state = nested()
+    assert [(p.name, p.depth, p.done, p.steps) for p in state.phases()] == [
+        ("Building Engine", 0, 1, 4),
+        ("Tactic selection", 1, 1, 2),
+    ]
+    assert state.describe() == "Building Engine 1/4 > Tactic selection 1/2"
+
+
+def test_finishing_a_phase_closes_its_children_and_steps_past_the_end_are_capped():
+    state = nested()
+    state.phase_start("Layer fusion", "Tactic selection", 0)
+    state.step_complete("Tactic selection", 7)
+    assert state.phases()[1].done == 2
+    state.phase_finish("Tactic selection")
+    assert [p.name for p in state.phases()] == ["Building Engine"]
+    assert state.step_complete("never started", 0) is True
+
+
+def test_cancel_makes_step_complete_return_false():
+    state = nested()
+    assert state.step_complete("Tactic selection", 1) is True
+    state.cancel()
+    assert state.cancelled
+    assert state.step_complete("Tactic selection", 1) is False
+    assert state.describe().startswith("cancelling (")
+
+
+def test_state_is_consistent_under_concurrent_events():
+    state = ProgressState()
+    state.phase_start("root", None, 1000)
+    errors = []
+
+    def worker(offset: int) -> None:
+        try:
+            for i in range(offset, 1000, 8):
+                state.phase_start(f"child{offset}", "root", 10)
+                state.step_complete("root", i)
+                state.step_complete(f"child{offset}", 5)
+                state.phase_finish(f"child{offset}")
+                state.describe()
+                state.fraction()
+        except Exception as exc:  # any race shows up as an exception or a wrong count
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [p.name for p in state.phases()] == ["root"]
+    assert state.phases()[0].done == 1000
+
+
+def test_text_bar_draws_in_place_and_closes_with_a_message():
+    out = io.StringIO()
+    state = ProgressState()
+    bar = TextBar(state, out, interval=0.0)
+    state.phase_start("Building Engine", None, 4)
+    state.step_complete("Building Engine", 1)
+    drawn = out.getvalue()
+    assert drawn.startswith("\r[")
+    assert "[###############...............]  50% Building Engine 2/4" in drawn
+    bar.close(state, "built x.plan")
+    last = out.getvalue().rsplit("\r", 1)[-1]
+    assert last.endswith("\n") and last.rstrip().endswith("50% Building Engine 2/4 built x.plan")
+
+
+def test_text_bar_throttles_redraws():
+    out = io.StringIO()
+    state = ProgressState()
+    TextBar(state, out, interval=3600)
+    state.phase_start("Building Engine", None, 100)
+    for i in range(100):
+        state.step_complete("Building Engine", i)
+    assert out.getvalue().count("\r") == 1
+
+
+def test_text_line_is_bounded():
+    state = ProgressState()
+    state.phase_start("x" * 300, None, 2)
+    assert len(text_line(state)) == 100
+
+
+def test_widget_bar_follows_state_and_its_button_cancels():
+    state = nested()
+    bar = WidgetBar(state, show=False)
+    bar.update(state)
+    assert bar.bar.value == pytest.approx(0.375)
+    assert bar.label.value == "Building Engine 1/4 > Tactic selection 1/2"
+    bar.button.click()
+    assert state.cancelled
+    assert bar.button.disabled
+    assert state.step_complete("Tactic selection", 1) is False
+    bar.close(state, "cancelled")
+    assert bar.bar.bar_style == "danger" and bar.label.value == "cancelled"
+
+
+def test_outside_jupyter_the_text_bar_is_chosen():
+    assert in_notebook() is False
+    assert isinstance(make_renderer(ProgressState()), TextBar)
+    assert isinstance(make_renderer(ProgressState(), notebook=False), TextBar)
+
+
+def test_job_returns_result_and_reraises_errors():
+    assert Job(lambda: 42, ProgressState()).wait() == 42
+
+    def fail() -> int:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        Job(fail, ProgressState()).wait()
+
+
+def test_ctrl_c_while_waiting_cancels_instead_of_abandoning_the_build():
+    state = ProgressState()
+
+    def build() -> str:
+        time.sleep(0.3)  # let the main thread reach wait()
+        _thread.interrupt_main()  # what Ctrl-C / Jupyter's interrupt does to the waiting thread
+        deadline = time.monotonic() + 10
+        while not state.cancelled and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return "cancelled" if state.cancelled else "not cancelled"
+
+    job = Job(build, state)
+    assert job.wait() == "cancelled"
+    assert job.done()

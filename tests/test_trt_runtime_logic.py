@@ -1,0 +1,111 @@
+"""TensorRT detection, versions, the logger's book, I/O matching, layout by name, run errors."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from helpers.errors import UserError
+from helpers.layout import infer_layout
+from helpers.ort_backend import OnnxRuntimeBackend
+from helpers.trt.backend import tensorrt_available
+from helpers.trt.bindings import match_inputs, output_layout, unset_inputs_error
+from helpers.trt.runner import METHODS, check_method, enqueue_failure
+from helpers.trt.runtime import LogBook, load_tensorrt, major_version, parse_version, tensorrt_status
+from helpers.trt.specs import Profile, TensorSpec
+
+REAL_TENSORRT = tensorrt_status()[0]
+PROFILE = Profile((1, 3, 128, 128), (1, 3, 640, 640), (1, 3, 640, 640))
+IMAGE = TensorSpec("input.1", 0, True, "float32", (1, 3, -1, -1), PROFILE)
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("10.13.0.35", (10, 13, 0, 35)),
+        ("11.4.0.106", (11, 4, 0, 106)),
+        ("10.8.0.post1", (10, 8, 0)),
+        ("9.3+cu12", (9, 3)),
+    ],
+)
+def test_parse_version(text, parsed):
+    assert parse_version(text) == parsed
+    assert major_version(text) == parsed[0]
+
+
+def test_unreadable_version_is_a_user_error():
+    with pytest.raises(UserError, match="cannot read TensorRT version"):
+        parse_version("unknown")
+
+
+@pytest.mark.skipif(REAL_TENSORRT, reason="a real TensorRT is installed here")
+def test_without_tensorrt_the_reason_says_so_and_how_to_install():
+    ok, why = tensorrt_status()
+    assert not ok and "TensorRT is not installed" in why and "pip install tensorrt" in why
+    with pytest.raises(UserError, match="TensorRT is not installed"):
+        load_tensorrt()
+    available, reason = tensorrt_available()
+    assert not available and "TensorRT is not installed" in reason
+
+
+def test_log_book_keeps_warnings_and_errors_only():
+    echo = io.StringIO()
+    book = LogBook(keep=3, echo=echo)
+    book.record("INFO", "chatty")
+    book.record("VERBOSE", "chattier")
+    book.record("WARNING", "careful")
+    book.record("ERROR", "first\nsecond line")
+    assert book.errors() == ["first\nsecond line"]
+    assert book.last_error("none") == "first"
+    assert echo.getvalue() == "[TensorRT] WARNING: careful\n[TensorRT] ERROR: first\nsecond line\n"
+    for i in range(5):
+        book.record("INTERNAL_ERROR", f"e{i}")
+    assert book.errors() == ["e2", "e3", "e4"]
+    book.clear()
+    assert book.last_error("nothing logged") == "nothing logged"
+
+
+def test_match_inputs_by_name_shape_and_dtype():
+    image = np.zeros((1, 3, 480, 640), np.float32)
+    assert match_inputs([IMAGE], {"input.1": image}) == {"input.1": (1, 3, 480, 640)}
+    with pytest.raises(UserError, match=r"takes inputs \['input.1'\], got \['images'\]"):
+        match_inputs([IMAGE], {"images": image})
+    with pytest.raises(UserError, match="complex64"):
+        match_inputs([IMAGE], {"input.1": image.astype(np.complex64)})
+    with pytest.raises(UserError, match="outside the engine profile"):
+        match_inputs([IMAGE], {"input.1": np.zeros((1, 3, 1280, 1280), np.float32)})
+
+
+def test_unset_inputs_are_named():
+    error = unset_inputs_error(["input.1"])
+    assert "['input.1']" in str(error) and "set_input_shape" in str(error)
+
+
+def test_layout_is_mapped_by_name_whatever_the_engine_order(model_path):
+    """Real SCRFD output shapes at 640x480, listed in a shuffled 'engine' order."""
+    backend = OnnxRuntimeBackend(model_path)
+    fixed = model_path.stem == "scrfd_500m_bnkps"
+    width, height = (640, 640) if fixed else (640, 480)
+    outputs = backend.run({"input.1": np.zeros((1, 3, height, width), np.float32)})
+    shapes = {name: array.shape for name, array in outputs.items()}
+    names = list(reversed(list(shapes)))  # a different order than ONNX declares
+    specs = [IMAGE if not fixed else TensorSpec("input.1", 0, True, "float32", (1, 3, 640, 640))]
+    specs += [TensorSpec(n, i + 1, False, "float32", (-1,) * len(shapes[n])) for i, n in enumerate(names)]
+    layout = output_layout(specs, shapes, width, height)
+    assert layout == infer_layout(shapes, width, height, not fixed)
+    for kind, per_stride in layout.outputs.items():
+        for stride, name in per_stride.items():
+            assert layout.rows(stride, width, height) == layout.as_rows(outputs[name]).shape[0]
+            assert name.startswith(kind) or not name.startswith(("score", "bbox", "kps"))
+
+
+def test_methods_and_failure_message():
+    assert METHODS == ("v3", "v2", "graph")
+    assert check_method("graph") == "graph"
+    with pytest.raises(UserError, match="use one of v3, v2, graph"):
+        check_method("v1")
+    text = str(enqueue_failure("execute_async_v3", "Address is not set for input tensor input.1"))
+    assert text.startswith("execute_async_v3 returned False (Address is not set")
+    assert "python -m helpers doctor --explain" in text

@@ -119,9 +119,8 @@ def main() -> None:
             f"{m['ours_pre']:>10.3f}{m['ours_post']:>10.3f}{r['pre_ratio']:>8.2f}{r['post_ratio']:>8.2f}"
             f"{r['prepost_ratio']:>12.2f}"
         )
-    print(
-        f"(medians in ms over {args.repeat} runs, model {model.name}, {platform.processor() or platform.machine()})"
-    )
+    cpu = platform.processor() or platform.machine()
+    print(f"(medians in ms over {args.repeat} runs, model {model.name}, {cpu})")
     if args.json:
         from helpers.atomic import write_text
 

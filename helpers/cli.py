@@ -14,6 +14,8 @@ from pathlib import Path
 
 from helpers.errors import UserError
 
+DEFAULT_ENGINE_DIR = Path(__file__).resolve().parent.parent / "data" / "engines"
+
 
 def _size(values: Sequence[int]) -> tuple[int, int]:
     from helpers.detector import check_size
@@ -30,14 +32,22 @@ def _unit(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
-def make_backend(kind: str, model: Path):
+def make_backend(
+    kind: str,
+    model: Path,
+    precision: str = "fp32",
+    sizes: Sequence[tuple[int, int]] = (),
+    method: str = "v3",
+):
     """The backend the user asked for; `auto` takes TensorRT only when it can really run."""
     if kind in ("auto", "tensorrt"):
         from helpers.trt.backend import TensorRTBackend, tensorrt_available
+        from helpers.trt.build import BuildOptions
 
         ok, why = tensorrt_available()
         if ok:
-            return TensorRTBackend(model)
+            shapes = tuple((1, 3, h, w) for w, h in sizes)
+            return TensorRTBackend(model, method, BuildOptions(precision=precision, sizes=shapes))
         if kind == "tensorrt":
             raise UserError(f"--backend tensorrt is not usable here: {why}; use --backend onnxruntime")
     from helpers.ort_backend import OnnxRuntimeBackend
@@ -76,7 +86,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.annotate and Path(args.annotate).is_file():
         raise UserError(f"--annotate {args.annotate} is a file; give a directory to write images into")
     model = resolve(args.model)
-    backend = make_backend(args.backend, model)
+    backend = make_backend(args.backend, model, sizes=[size] if size else [], method=args.trt_method)
     detector = Detector(backend, size, args.score_threshold, args.nms_threshold)
     w, h = detector.input_size
     if detector.size_overridden:
@@ -84,7 +94,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             f"note: {model.name} has a static {w}x{h} input; using it instead of --input-size",
             file=sys.stderr,
         )
-    results, failed, used = [], [], set()
+    results, failed, used = [], [], set[str]()
     for name in args.images:
         try:
             image = read_image(name)
@@ -161,7 +171,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     a, b = compare.Config.parse(args.a), compare.Config.parse(args.b)
     sides = [
         compare.make_detector(
-            c, lambda c, m: make_backend(c.backend, m), args.score_threshold, args.nms_threshold
+            c,
+            lambda c, m: make_backend(c.backend, m, c.precision, [c.input_size]),
+            args.score_threshold,
+            args.nms_threshold,
         )
         for c in (a, b)
     ]
@@ -176,6 +189,59 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         write_text(args.json, json.dumps(compare.to_json(a, b, rows), indent=2) + "\n")
     return 1 if failed else 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from helpers.models import resolve
+    from helpers.trt.build import BuildOptions, build_engine
+    from helpers.trt.specs import parse_shape
+
+    shape = lambda text: parse_shape(text) if text else None  # noqa: E731
+    options = BuildOptions(
+        precision="fp16" if args.fp16 else "fp32",
+        min_shape=shape(args.min),
+        opt_shape=shape(args.opt),
+        max_shape=shape(args.max),
+        sizes=tuple(parse_shape(s) for s in args.size),
+        workspace=args.workspace * 2**20 if args.workspace else None,
+        opt_level=args.opt_level,
+    )
+    result = build_engine(resolve(args.model), options, args.cache_dir, args.rebuild, not args.no_progress)
+    print(f"{'cached' if result.cached else 'built'}: {result.entry.plan}  ({result.reason})")
+    print(f"manifest: {result.entry.manifest}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from helpers import bench
+    from helpers.atomic import write_text
+    from helpers.detector import Detector
+    from helpers.images import read_image
+    from helpers.models import resolve
+    from helpers.ort_backend import OnnxRuntimeBackend
+    from helpers.samples import sample_path
+    from helpers.trt.backend import tensorrt_available
+
+    model = resolve(args.model)
+    image = read_image(args.image or sample_path("crowd48.png"))
+    size = _size(args.input_size) if args.input_size else None
+    report = bench.BenchReport(bench.machine())
+    ort_detector = Detector(OnnxRuntimeBackend(model), size)
+    report.pipeline["onnxruntime"] = bench.stage_samples(ort_detector, image, args.repeat)
+    ok, why = tensorrt_available()
+    if ok:
+        trt_detector = Detector(make_backend("tensorrt", model, sizes=[ort_detector.input_size]), size)
+        report.pipeline["tensorrt"] = bench.stage_samples(trt_detector, image, args.repeat)
+        report.runners = bench.tensorrt_runners(model, trt_detector.input_size, args.repeat)
+    else:
+        report.skipped["tensorrt"] = why
+    bench.add_ratios(report)
+    print(bench.format_report(report))
+    if args.json:
+        write_text(args.json, json.dumps(asdict(report), indent=2, default=str) + "\n")
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -226,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-threshold", type=_unit, default=0.5)
     p.add_argument("--nms-threshold", type=_unit, default=0.4)
     p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
+    p.add_argument(
+        "--trt-method",
+        choices=("v3", "v2", "graph"),
+        default="v3",
+        help="TensorRT execution: execute_async_v3, execute_v2 or a CUDA graph of v3",
+    )
     p.add_argument("--json", metavar="PATH", help="write results as JSON (atomically); - for stdout")
     p.add_argument("--annotate", metavar="DIR", help="write images with boxes and landmarks drawn")
     p.set_defaults(func=cmd_detect)
@@ -245,6 +317,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nms-threshold", type=_unit, default=0.4)
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON (atomically)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("build", help="build (or reuse from the cache) a TensorRT engine for a model")
+    p.add_argument("model", nargs="?", help="ONNX file or a name in the model folder (default: best there)")
+    p.add_argument("--fp16", action="store_true", help="half precision (10.x flag, 11.x AutoCast ONNX)")
+    p.add_argument("--min", help="profile min input: 128 or 1x3x128x128 (dynamic models)")
+    p.add_argument("--opt", help="profile opt input (default 640)")
+    p.add_argument("--max", help="profile max input (default 640 or the largest --size)")
+    p.add_argument("--size", action="append", default=[], help="an input size the engine must take")
+    p.add_argument("--workspace", type=int, metavar="MIB", help="builder workspace limit in MiB")
+    p.add_argument("--opt-level", type=int, default=3, help="builder optimisation level 0..5 (3)")
+    p.add_argument("--cache-dir", default=str(DEFAULT_ENGINE_DIR), help="engine cache folder")
+    p.add_argument("--rebuild", action="store_true", help="build even if the cache has a match")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("bench", help="time every runner and the pipeline side by side; print ratios")
+    p.add_argument("image", nargs="?", help="image to time (default: the 48-face sample)")
+    p.add_argument("--model", help="ONNX file or a name in the model folder (default: best there)")
+    p.add_argument("--input-size", type=int, nargs="+", metavar="N", help="N (square) or W H")
+    p.add_argument("--repeat", type=int, default=100, help="timed iterations per measurement")
+    p.add_argument("--json", metavar="PATH", help="also write the report as JSON (atomically)")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("doctor", help="versions, GPU, current CUDA context; --explain maps errors to fixes")
     p.add_argument("--explain", metavar="TEXT", help="an error message or log to explain")

@@ -18,8 +18,9 @@ import numpy as np
 
 from helpers.detector import Detection, Detector
 from helpers.images import read_image
+from helpers.plots import canvas_image
 from helpers.samples import all_samples
-from helpers.scoremap import Cell, canvas_image, cell_details, face_cell, merge_sizes, redecode, top_cells
+from helpers.scoremap import Cell, cell_details, face_cell, merge_sizes, redecode, top_cells
 from helpers.scoreplot import Panel, explorer_figure, png
 
 DYNAMIC_SIZES: dict[str, tuple[tuple[int, int], ...]] = {
@@ -150,7 +151,7 @@ class Explorer:
         out = []
         for size in self.size.value:
             det = redecode(self._run(name, size), self.layout, self.threshold.value, self.nms.value)
-            out.append(Panel(f"{size[0]}x{size[1]}", canvas_image(self._pixels[name], det.letterbox), det))
+            out.append(Panel(f"{size[0]}x{size[1]}", canvas_image(det, self._pixels[name]), det))
         return out
 
     @contextmanager
@@ -161,23 +162,27 @@ class Explorer:
         finally:
             self._quiet = False
 
-    def _refresh(self, _change: object = None) -> None:
-        """New image, size, map or thresholds: list the map's best cells again, then redraw."""
+    def _refresh(self, change: dict | None = None) -> None:
+        """List the map's best cells of every size, best first, then redraw.
+
+        A threshold move keeps the picked cell, so its verdict can be watched changing;
+        anything else starts again at the best cell.
+        """
         self._panels = self.panels()
-        options = []
+        scored = []
         for i, panel in enumerate(self._panels):
-            for where in top_cells(
-                panel.detection, self.layout, self.stride.value, self.anchor.value, CELLS_LISTED
-            ):
-                cell = cell_details(panel.detection, self.layout, where, self.nms.value)
+            det = panel.detection
+            for where in top_cells(det, self.layout, self.stride.value, self.anchor.value, CELLS_LISTED):
+                cell = cell_details(det, self.layout, where, self.nms.value)
                 state = "kept" if cell.kept is not None else "suppressed" if cell.passed else "below"
                 label = f"{panel.title} · ({where.x}, {where.y}) · score {cell.score:.3f} · {state}"
-                options.append((label, (i, where)))
+                scored.append((-cell.score, label, (i, where)))
+        options = [(label, value) for _, label, value in sorted(scored, key=lambda t: t[0])]
+        keep = change is not None and change["owner"] in (self.threshold, self.nms)
         previous = self.cell.value
         with self._silenced():
             self.cell.options = options
-            values = [v for _, v in options]
-            self.cell.value = previous if previous in values else values[0]
+            self.cell.value = previous if keep and previous in [v for _, v in options] else options[0][1]
         self._draw()
 
     def _draw(self, _change: object = None) -> None:

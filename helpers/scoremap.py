@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from helpers.anchors import centres
@@ -29,7 +28,7 @@ from helpers.detector import Detection, Timings
 from helpers.errors import UserError
 from helpers.layout import Layout
 from helpers.letterbox import Letterbox
-from helpers.nms import _iou_against, nms
+from helpers.nms import _areas, _iou_against, nms
 
 
 @dataclass(frozen=True)
@@ -121,12 +120,19 @@ def cell_of(layout: Layout, letterbox: Letterbox, stride: int, row: int) -> Cell
     return CellIndex(stride, anchor, x, y)
 
 
+def candidate_cell(detection: Detection, layout: Layout, index: int) -> CellIndex:
+    """Which cell produced candidate `index` (an index into detection.candidates)."""
+    if not 0 <= index < len(detection.candidates):
+        raise UserError(f"candidate {index} does not exist; this detection has {len(detection.candidates)}")
+    cands = detection.candidates
+    return cell_of(layout, detection.letterbox, int(cands.stride[index]), int(cands.row[index]))
+
+
 def face_cell(detection: Detection, layout: Layout, face: int) -> CellIndex:
     """Which cell produced kept face `face` (an index into detection.faces)."""
     if not 0 <= face < len(detection.faces):
         raise UserError(f"face {face} does not exist; this detection kept {len(detection.faces)}")
-    faces = detection.faces
-    return cell_of(layout, detection.letterbox, int(faces.stride[face]), int(faces.row[face]))
+    return candidate_cell(detection, layout, int(detection.kept[face]))
 
 
 def _raw(detection: Detection, layout: Layout, kind: str, stride: int, row: int) -> np.ndarray:
@@ -155,8 +161,7 @@ def _nms_verdict(
     if hit.size:
         return int(hit[0]), None, None
     boxes = np.concatenate([detection.candidates.boxes[detection.kept], detection.candidates.boxes[[index]]])
-    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
-    ious = _iou_against(boxes, areas, len(boxes) - 1, np.arange(len(boxes) - 1))
+    ious = _iou_against(boxes, _areas(boxes), len(boxes) - 1, np.arange(len(boxes) - 1))
     over = np.flatnonzero(ious > nms_threshold)
     if not over.size:
         raise UserError(
@@ -212,11 +217,3 @@ def merge_sizes(detections: Sequence[Detection], nms_threshold: float) -> Faces:
     """Kept faces of several input sizes merged by one more NMS, as Detector.detect_sizes does."""
     merged = Faces.concat([d.faces for d in detections])
     return merged[nms(merged.boxes, merged.scores, nms_threshold)]
-
-
-def canvas_image(image: np.ndarray, letterbox: Letterbox) -> np.ndarray:
-    """The letterboxed canvas as the model saw it, in displayable BGR uint8 (zeros as padding)."""
-    canvas = np.zeros((letterbox.height, letterbox.width, 3), np.uint8)
-    resized = cv2.resize(image, (letterbox.new_width, letterbox.new_height))
-    canvas[: letterbox.new_height, : letterbox.new_width] = resized
-    return canvas

@@ -21,7 +21,8 @@ from matplotlib.patches import Rectangle
 
 from helpers.detector import Detection
 from helpers.layout import Layout
-from helpers.scoremap import Cell, ScoreMap, canvas_image, score_map
+from helpers.plots import canvas_image
+from helpers.scoremap import Cell, ScoreMap, score_map
 
 CMAP = "inferno"
 KEPT = "#39ff14"
@@ -35,14 +36,18 @@ class Panel:
     """One input size's view: the canvas it saw and its detection at the current thresholds."""
 
     title: str
-    canvas: np.ndarray  # BGR uint8, letterboxed
+    canvas: np.ndarray  # RGB uint8, letterboxed, as helpers.plots.canvas_image draws it
     detection: Detection
 
 
 def _heatmap(ax: Axes, smap: ScoreMap, threshold: float | None) -> None:
-    """Scores over the canvas: low scores nearly transparent, padding cells shaded grey."""
+    """Scores over the canvas, padding cells shaded grey.
+
+    Opacity rises steeply with the score, so near misses (0.1-0.4) show as well as peaks
+    while the many near-zero cells leave the image visible.
+    """
     rgba = ScalarMappable(Normalize(0, 1), CMAP).to_rgba(smap.scores)
-    rgba[..., 3] = 0.15 + 0.75 * np.clip(smap.scores, 0, 1)
+    rgba[..., 3] = np.clip(0.05 + 2.5 * smap.scores, 0, 0.9)
     ax.imshow(rgba, extent=smap.extent, interpolation="nearest")
     shade = np.zeros((*smap.padding.shape, 4))
     shade[smap.padding] = PADDING
@@ -82,7 +87,7 @@ def _picked(ax: Axes, cell: Cell) -> None:
 
 
 def _canvas(ax: Axes, canvas: np.ndarray, title: str) -> None:
-    ax.imshow(canvas[..., ::-1], alpha=0.75)
+    ax.imshow(canvas, alpha=0.75)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -116,7 +121,7 @@ def explorer_figure(
 
 def score_map_figure(image: np.ndarray, detection: Detection, layout: Layout, title: str = "") -> Figure:
     """Every (anchor, stride) score map of one detection: anchors down, strides across."""
-    canvas = canvas_image(image, detection.letterbox)
+    canvas = canvas_image(detection, image)
     rows, cols = layout.anchors, len(layout.strides)
     fig = Figure(figsize=(3.2 * cols + 0.8, 3.3 * rows), dpi=90, layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)

@@ -203,3 +203,35 @@ def test_models_list(models_env):
 
 def test_unknown_fetch_name_is_refused():
     assert_one_line_error(cli("models", "fetch", "det_999"), "unknown model 'det_999'")
+
+
+def test_bench_times_the_pipeline_and_names_what_it_skipped(tmp_path, models_env):
+    out = tmp_path / "bench.json"
+    result = cli("bench", "--repeat", "5", "--json", out, env=models_env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    stages = report["pipeline"]["onnxruntime"]
+    assert set(stages) == {"preprocess", "inference", "postprocess", "total"}
+    assert all(s["n"] == 5 and 0 < s["median"] <= s["p99"] for s in stages.values())
+    assert report["ratios"]["onnxruntime_pipeline_vs_inference"] >= 1.0
+    if "tensorrt" not in report["pipeline"]:
+        assert "TensorRT" in report["skipped"]["tensorrt"] and "skipped tensorrt" in result.stdout
+
+
+def test_doctor_runs_anywhere_and_explains_errors():
+    result = cli("doctor")
+    assert result.returncode == 0 and "tensorrt" in result.stdout
+    result = cli("doctor", "--json")
+    assert json.loads(result.stdout)["gpu"]["available"] in (True, False)
+    result = cli("doctor", "--explain", "Cuda Runtime (invalid resource handle)")
+    assert result.returncode == 0 and "notebooks/03_cuda_context_setup.ipynb" in result.stdout
+    assert cli("doctor", "--explain", "all good here").returncode == 1
+
+
+def test_build_without_tensorrt_is_a_one_line_error(models_env):
+    from helpers.trt.runtime import tensorrt_status
+
+    if tensorrt_status()[0]:
+        pytest.skip("TensorRT is installed here: the build really runs (tests/test_trt_engine.py)")
+    assert_one_line_error(cli("build", env=models_env), "TensorRT is not installed")
+    assert_one_line_error(cli("build", "--opt-level", "9", env=models_env), "--opt-level 9")

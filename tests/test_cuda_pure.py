@@ -77,36 +77,36 @@ def test_summarize_refuses_no_samples() -> None:
         (
             "[TRT] [E] 1: [reformat.cpp::executeCutensor::388] Error Code 1: CuTensor "
             "(Internal cuTensor permutate execute failed)",
-            "contexts-and-threads",
+            "03_cuda_context_setup",
         ),
         (
             "pycuda._driver.LogicError: explicit_context_dependent failed: invalid device context "
             "- no currently active context?",
-            "contexts-and-threads",
+            "03_cuda_context_setup",
         ),
         (
             "AttributeError: 'tensorrt.tensorrt.IExecutionContext' object has no attribute "
             "'execute_async_v2'",
-            "api-versions",
+            "04_binding_allocation",
         ),
         (
             "Error Code 3: API Usage Error (Parameter check failed, condition: ... Address is not "
             "set for input tensor input.1.)",
-            "running-engines",
+            "05_execute_v2_vs_v3",
         ),
         (
             "Error Code 4: Network has dynamic or shape inputs, but no optimization profile has "
             "been defined.",
-            "building-engines",
+            "02_engine_building",
         ),
-        ("The engine plan file is not compatible with this version of TensorRT", "building-engines"),
-        ("my scores are ALL ZERO after the first frame", "running-engines"),
+        ("The engine plan file is not compatible with this version of TensorRT", "02_engine_building"),
+        ("my scores are ALL ZERO after the first frame", "05_execute_v2_vs_v3"),
     ],
 )
 def test_explain_finds_the_cause(log: str, topic: str) -> None:
     found = explain(log)
     assert found, log
-    assert found[0].see == topic
+    assert found[0].see == f"notebooks/{topic}.ipynb"
 
 
 def test_explain_pairs_cutensor_with_invalid_handle() -> None:

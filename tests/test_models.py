@@ -53,20 +53,20 @@ def test_corrupt_zip_writes_nothing(tmp_path):
 
 def test_wrong_detector_checksum_writes_nothing(tmp_path):
     pack = replace(make_pack(tmp_path), sha256="1" * 64)
-    with pytest.raises(UserError, match="det_x.onnx in pack.zip failed"):
+    with pytest.raises(UserError, match=r"det_x\.onnx in pack\.zip failed"):
         models.fetch(pack, tmp_path / "models", opener_for(tmp_path))
     assert not (tmp_path / "models" / "det_x.onnx").exists()
 
 
 def test_missing_member_and_network_failure_are_one_liners(tmp_path):
-    with pytest.raises(UserError, match="holds no det_x.onnx"):
+    with pytest.raises(UserError, match=r"holds no det_x\.onnx"):
         pack = replace(make_pack(tmp_path, member="zzz.onnx"), member="det_x.onnx")
         models.fetch(pack, tmp_path / "m", opener_for(tmp_path))
 
     def offline(url):
         raise OSError("Network is unreachable")
 
-    with pytest.raises(UserError, match="download of .* failed"):
+    with pytest.raises(UserError, match=r"download of .* failed"):
         models.fetch(make_pack(tmp_path), tmp_path / "m2", offline)
 
 

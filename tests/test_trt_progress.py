@@ -124,7 +124,7 @@ def test_text_line_is_bounded():
 
 def test_widget_bar_follows_state_and_its_button_cancels():
     state = nested()
-    bar = WidgetBar(state, show=False)
+    bar = WidgetBar(state, show=False, interval=0.0)
     bar.update(state)
     assert bar.bar.value == pytest.approx(0.375)
     assert bar.label.value == "Building Engine 1/4 > Tactic selection 1/2"

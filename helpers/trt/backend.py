@@ -48,18 +48,24 @@ def tensorrt_available() -> tuple[bool, str]:
     return True, f"TensorRT {detail} on {name} (sm {capability})"
 
 
-def load_plan(model: Path, options: BuildOptions, cache_dir: str | Path, progress: bool) -> bytes:
-    """Plan bytes: built (or taken from the cache) for an .onnx file, read for anything else."""
+def load_plan(
+    model: Path, options: BuildOptions, cache_dir: str | Path, progress: bool
+) -> tuple[bytes, Path]:
+    """Plan bytes and the plan's path: built (or cached) for an .onnx file, read for anything else."""
     if model.suffix.lower() == ".onnx":
-        return build_engine(model, options, cache_dir, progress=progress).plan
+        built = build_engine(model, options, cache_dir, progress=progress)
+        return built.plan, built.entry.plan
     try:
-        return model.read_bytes()
+        return model.read_bytes(), model
     except OSError as exc:
         raise UserError(f"cannot read plan {model}: {exc.strerror}; check the path") from None
 
 
 def deserialize(plan: bytes, source: Path, device: int) -> tuple[trt.Runtime, trt.ICudaEngine]:
-    """Runtime and engine (keep both); a plan made for another TensorRT or GPU is refused by name."""
+    """Runtime and engine (keep both); a plan made for another TensorRT or GPU is refused by name.
+
+    `source` is the plan's path: its manifest (`.json` beside it), when present, is checked first.
+    """
     load_tensorrt()
     import tensorrt as trt
 
@@ -106,14 +112,17 @@ class TensorRTBackend:
         self.method = check_method(method)
         self.poison = poison
         options = options or BuildOptions()
-        path = Path(model)
-        plan = load_plan(path, options, cache_dir, progress)
+        plan, plan_path = load_plan(Path(model), options, cache_dir, progress)
         self.cuda = CudaContext.primary(options.device)
-        with self.cuda.activate():
-            self._runtime, self.engine = deserialize(plan, path, options.device)
-            self.context = self.engine.create_execution_context()
-            self.specs = specs_from_engine(self.engine)
-            self.stream = Stream(self.cuda)
+        try:
+            with self.cuda.activate():
+                self._runtime, self.engine = deserialize(plan, plan_path, options.device)
+                self.context = self.engine.create_execution_context()
+                self.specs = specs_from_engine(self.engine)
+                self.stream = Stream(self.cuda)
+        except BaseException:
+            self.cuda.release()
+            raise
         self.buffers = IOBuffers(self.context, self.specs, self.cuda)
         self.runner = Runner(self.context, self.buffers, self.stream, self.cuda, timed)
         self._closed = False
@@ -131,9 +140,12 @@ class TensorRTBackend:
         """CUDA-event ms of the last run per stage (h2d, infer, d2h, total) when built with timed=True."""
         return dict(self.runner.timings)
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _check_open(self) -> None:
         if self._closed:
             raise UserError("this TensorRTBackend was closed; create a new one")
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._check_open()
         shapes = match_inputs(self.specs, inputs)
         with self.cuda.activate():
             self.buffers.set_shapes(shapes)
@@ -145,6 +157,7 @@ class TensorRTBackend:
 
     def layout(self, width: int, height: int) -> Layout:
         """The SCRFD layout at the shapes of the last run (call `run` once first)."""
+        self._check_open()
         if not self.buffers.shapes:
             raise UserError("run the backend once before asking for its layout")
         return self.buffers.layout(width, height)
@@ -157,7 +170,8 @@ class TensorRTBackend:
             self.runner.close()
             self.buffers.free()
             self.stream.close()
-            del self.context, self.engine, self._runtime
+            # Drop every reference to the TensorRT objects while their context is current.
+            del self.runner, self.buffers, self.context, self.engine, self._runtime
         self.cuda.release()
         self._closed = True
 

@@ -20,6 +20,7 @@ from helpers.trt.specs import (
     TensorSpec,
     check_in_profile,
     dims_tuple,
+    nbytes,
     require_concrete,
     shape_text,
 )
@@ -101,6 +102,7 @@ class IOBuffers:
 
         self.free()
         for spec in self.specs:
+            nbytes(spec.name, shapes[spec.name], spec.dtype)  # refuses dtypes NumPy cannot hold
             buffer = HostDeviceBuffer(shapes[spec.name], spec.dtype, self._cuda)
             self.buffers[spec.name] = buffer
             if not self._context.set_tensor_address(spec.name, buffer.device_ptr):

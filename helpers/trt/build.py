@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from helpers.atomic import write_bytes
 from helpers.errors import UserError
 from helpers.models import PROJECT_DIR
+from helpers.precision import PRECISIONS
 from helpers.trt.cache import BuildKey, CacheEntry, EngineCache, file_sha256
 from helpers.trt.progress import Job, ProgressState, make_monitor, make_renderer
 from helpers.trt.runtime import current_target, load_tensorrt, log_book, logger
@@ -43,8 +44,8 @@ class BuildOptions:
     device: int = 0
 
     def check(self) -> None:
-        if self.precision not in ("fp32", "fp16"):
-            raise UserError(f"precision {self.precision!r} is not supported; use fp32 or fp16")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"precision {self.precision!r} is not supported; use {' or '.join(PRECISIONS)}")
         if not 0 <= self.opt_level <= MAX_OPT_LEVEL:
             raise UserError(f"--opt-level {self.opt_level} is outside 0..{MAX_OPT_LEVEL} (default 3)")
         if self.workspace is not None and self.workspace <= 0:

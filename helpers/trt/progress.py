@@ -138,24 +138,41 @@ def text_line(state: ProgressState, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {percent:3d}% {state.describe()}"[:100]
 
 
+class _Throttle:
+    """Lets a redraw through only when its text changed and `interval` seconds have passed.
+
+    TensorRT reports thousands of tactic steps from several threads; drawing each would flood
+    the terminal or the notebook's comm channel.
+    """
+
+    def __init__(self, interval: float):
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._last_time = -float("inf")  # the first event is drawn at once
+        self._last_text = ""
+
+    def due(self, text: str) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if text == self._last_text or now - self._last_time < self._interval:
+                return False
+            self._last_time, self._last_text = now, text
+            return True
+
+
 class TextBar:
-    """A one-line bar redrawn in place on a terminal (at most every `interval` seconds)."""
+    """A one-line bar redrawn in place on a terminal."""
 
     def __init__(self, state: ProgressState, stream: TextIO = sys.stderr, interval: float = 0.1):
         self._stream = stream
-        self._interval = interval
-        self._last_time = -float("inf")  # draw the first event at once
-        self._last_line = ""
+        self._throttle = _Throttle(interval)
         state.subscribe(self.update)
 
     def update(self, state: ProgressState) -> None:
-        now = time.monotonic()
         line = text_line(state)
-        if line == self._last_line or now - self._last_time < self._interval:
-            return
-        self._last_time, self._last_line = now, line
-        self._stream.write("\r" + line.ljust(100))
-        self._stream.flush()
+        if self._throttle.due(line):
+            self._stream.write("\r" + line.ljust(100))
+            self._stream.flush()
 
     def close(self, state: ProgressState, message: str) -> None:
         self._stream.write("\r" + f"{text_line(state)[:60]} {message}".ljust(100) + "\n")
@@ -170,9 +187,10 @@ class WidgetBar:
     kernel's interrupt button cancels a build that is being waited on, either way.
     """
 
-    def __init__(self, state: ProgressState, show: bool = True):
+    def __init__(self, state: ProgressState, show: bool = True, interval: float = 0.1):
         import ipywidgets as widgets
 
+        self._throttle = _Throttle(interval)
         self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="Build")
         self.label = widgets.Label(value="starting")
         self.button = widgets.Button(description="Cancel build", button_style="warning")
@@ -185,12 +203,16 @@ class WidgetBar:
             display(self.box)
 
     def update(self, state: ProgressState) -> None:
+        if self._throttle.due(text_line(state)):
+            self._draw(state)
+
+    def _draw(self, state: ProgressState) -> None:
         self.bar.value = state.fraction()
         self.label.value = state.describe()
         self.button.disabled = state.cancelled
 
     def close(self, state: ProgressState, message: str) -> None:
-        self.update(state)
+        self._draw(state)
         self.bar.bar_style = "danger" if state.cancelled else "success"
         self.button.disabled = True
         self.label.value = message

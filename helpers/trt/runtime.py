@@ -22,19 +22,26 @@ if TYPE_CHECKING:
     import tensorrt as trt
 
 INSTALL_HINT = "pip install tensorrt-cu12 (tensorrt-cu13 for CUDA 13), see README"
+MIN_MAJOR = 10  # the name-based I/O API, no execute_async_v2; 11.x is handled too
 # Severities as TensorRT names them, most severe first; WARNING and above are kept.
 _KEPT = ("INTERNAL_ERROR", "ERROR", "WARNING")
 
 
 def tensorrt_status() -> tuple[bool, str]:
-    """(True, version) when a real TensorRT imports, else (False, why not)."""
+    """(True, version) when a real TensorRT 10+ imports, else (False, why not)."""
     try:
         import tensorrt
     except ImportError as exc:
         return False, f"TensorRT is not installed ({exc}); {INSTALL_HINT}"
     if not hasattr(tensorrt, "Builder"):
         return False, f"TensorRT is not installed (only its type stubs are); {INSTALL_HINT}"
-    return True, str(tensorrt.__version__)
+    version = str(tensorrt.__version__)
+    if major_version(version) < MIN_MAJOR:
+        return (
+            False,
+            f"TensorRT {version} is too old: the workbook needs {MIN_MAJOR}.x or newer; {INSTALL_HINT}",
+        )
+    return True, version
 
 
 def load_tensorrt() -> ModuleType:

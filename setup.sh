@@ -14,6 +14,7 @@ else
   .venv/bin/python -m pip install -q -e ".[dev]"
   # Type stubs only: the `tensorrt` they depend on downloads from NVIDIA's own index.
   .venv/bin/python -m pip install -q --no-deps "tensorrt-stubs==10.13.0.35.1"
+  .venv/bin/python scripts/fix_trt_stubs.py .typings >/dev/null  # stubs mypy can parse
 fi
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 if [ -z "${SCRFD_MODEL_DIR:-}" ] && ! ls data/models/*.onnx >/dev/null 2>&1; then

@@ -9,7 +9,6 @@ with `perf_counter` around each stage.
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ class BenchReport:
 
     machine: dict[str, Any]
     pipeline: dict[str, dict[str, Stats]] = field(default_factory=dict)  # backend -> stage -> stats
-    runners: dict[str, dict[str, Stats]] = field(default_factory=dict)  # v2/v3/graph -> stage -> stats
+    runners: dict[str, dict[str, Any]] = field(default_factory=dict)  # v2/v3/graph -> gpu_ms, wall_ms
     ratios: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -47,47 +46,46 @@ def stage_samples(detector: Detector, image: np.ndarray, repeat: int, warmup: in
     return {name: summarize(values) for name, values in stages.items()}
 
 
-def runner_samples(run: Callable[[], dict[str, float]], repeat: int, warmup: int = 5) -> dict[str, Stats]:
-    """Statistics of CUDA-event stage timings returned by `run` (one dict of ms per call)."""
-    for _ in range(warmup):
-        run()
-    rows = [run() for _ in range(repeat)]
-    return {stage: summarize([r[stage] for r in rows]) for stage in rows[0]}
-
-
 def ratio(a: Stats, b: Stats) -> float:
-    """median(a) / median(b): below 1 means a is faster."""
+    """median(a) / median(b): above 1 means a takes longer."""
     return round(a["median"] / b["median"], 3) if b["median"] else float("nan")
 
 
 def add_ratios(report: BenchReport) -> None:
-    r = report.runners
-    if "v3" in r and "v2" in r:
-        report.ratios["v3_vs_v2_total"] = ratio(r["v3"]["total"], r["v2"]["total"])
-    if "graph" in r and "v3" in r:
-        report.ratios["graph_vs_v3_total"] = ratio(r["graph"]["total"], r["v3"]["total"])
     for backend, stages in report.pipeline.items():
         report.ratios[f"{backend}_pipeline_vs_inference"] = ratio(stages["total"], stages["inference"])
 
 
-def tensorrt_runners(model: Path, size: tuple[int, int], repeat: int) -> dict[str, dict[str, Stats]]:
-    """v2, v3 and the CUDA graph on one engine's buffers, each timed with CUDA events."""
-    from helpers.trt.backend import TensorRTBackend
-    from helpers.trt.build import BuildOptions
+def gpu_runners(model: Path, size: tuple[int, int], repeat: int, report: BenchReport) -> None:
+    """execute_v2 / execute_async_v3 / CUDA graph on TensorRT; without TensorRT but with a GPU,
+    the CUDA-level stand-in (same copies and synchronisation, not TensorRT), labelled as such."""
+    from helpers.cuda.demos import gpu_check
+    from helpers.trt.backend import tensorrt_available
 
-    w, h = size
-    blob = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
-    out = {}
-    for method in ("v2", "v3", "graph"):
-        with TensorRTBackend(model, method, BuildOptions(sizes=((1, 3, h, w),)), timed=True) as backend:
-            name = backend.inputs[0].name
+    trt_ok, trt_why = tensorrt_available()
+    if trt_ok:
+        from helpers.trt_timing import tensorrt_timings
 
-            def once(backend: TensorRTBackend = backend, name: str = name) -> dict[str, float]:
-                backend.run({name: blob})
-                return backend.timings
+        found = tensorrt_timings(model, size, iterations=repeat)
+        prefix = "tensorrt"
+    else:
+        report.skipped["tensorrt"] = trt_why
+        gpu_ok, gpu_why = gpu_check()
+        if not gpu_ok:
+            report.skipped["cuda stand-in"] = gpu_why
+            return
+        from helpers.cuda.context import CudaContext
+        from helpers.cuda.demos import benchmark, compile_kernels
 
-            out[method] = runner_samples(once, repeat)
-    return out
+        ctx = CudaContext.primary()
+        try:
+            with ctx.activate():
+                found = benchmark(compile_kernels()[0], ctx, iterations=repeat)
+        finally:
+            ctx.release()
+        prefix = "cuda stand-in (not TensorRT)"
+    report.runners = {f"{prefix} {name}": v for name, v in found["variants"].items()}
+    report.ratios.update({f"{prefix}: {k}": round(v, 3) for k, v in found["ratios_of_medians"].items()})
 
 
 def machine() -> dict[str, Any]:
@@ -102,18 +100,19 @@ def machine() -> dict[str, Any]:
 
 
 def format_report(report: BenchReport) -> str:
+    from helpers.cuda.evidence import benchmark_table
+
     lines = []
     head = f"{'':<28}{'median':>9}{'p90':>9}{'p99':>9}  ms"
-    for title, table in (("pipeline", report.pipeline), ("runner", report.runners)):
-        for name, stages in table.items():
-            lines.append(f"{title} {name}")
-            lines.append(head)
-            lines += [
-                f"  {stage:<26}{s['median']:>9.3f}{s['p90']:>9.3f}{s['p99']:>9.3f}"
-                for stage, s in stages.items()
-            ]
+    for name, stages in report.pipeline.items():
+        lines += [f"pipeline {name}", head]
+        lines += [
+            f"  {stage:<26}{s['median']:>9.3f}{s['p90']:>9.3f}{s['p99']:>9.3f}" for stage, s in stages.items()
+        ]
+    if report.runners:
+        lines += ["runners (CUDA events)", benchmark_table({"variants": report.runners})]
     if report.ratios:
-        lines.append("ratios of medians (below 1: the first is faster)")
-        lines += [f"  {k:<40}{v:>8.3f}" for k, v in report.ratios.items()]
+        lines.append("ratios of medians (below 1: the first named is faster)")
+        lines += [f"  {k:<52}{v:>8.3f}" for k, v in report.ratios.items()]
     lines += [f"skipped {k}: {v}" for k, v in report.skipped.items()]
     return "\n".join(lines)

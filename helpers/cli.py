@@ -222,7 +222,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from helpers.models import resolve
     from helpers.ort_backend import OnnxRuntimeBackend
     from helpers.samples import sample_path
-    from helpers.trt.backend import tensorrt_available
 
     model = resolve(args.model)
     image = read_image(args.image or sample_path("crowd48.png"))
@@ -230,13 +229,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = bench.BenchReport(bench.machine())
     ort_detector = Detector(OnnxRuntimeBackend(model), size)
     report.pipeline["onnxruntime"] = bench.stage_samples(ort_detector, image, args.repeat)
-    ok, why = tensorrt_available()
-    if ok:
-        trt_detector = Detector(make_backend("tensorrt", model, sizes=[ort_detector.input_size]), size)
-        report.pipeline["tensorrt"] = bench.stage_samples(trt_detector, image, args.repeat)
-        report.runners = bench.tensorrt_runners(model, trt_detector.input_size, args.repeat)
-    else:
-        report.skipped["tensorrt"] = why
+    bench.gpu_runners(model, ort_detector.input_size, args.repeat, report)
+    if "tensorrt" not in report.skipped:
+        trt = make_backend("tensorrt", model, sizes=[ort_detector.input_size])
+        report.pipeline["tensorrt"] = bench.stage_samples(Detector(trt, size), image, args.repeat)
     bench.add_ratios(report)
     print(bench.format_report(report))
     if args.json:

@@ -86,6 +86,7 @@ class Explorer:
         fixed = detector.fixed_size
         sizes = {f"{fixed[0]}x{fixed[1]} (static model)": (fixed,)} if fixed else DYNAMIC_SIZES
         style = {"description_width": "7em"}
+        buttons = {**style, "button_width": "4em"}
         self.image = _styled(
             w.Dropdown(options=list(self._paths), description="Image", style=style), "scrfd-image"
         )
@@ -93,10 +94,10 @@ class Explorer:
             w.Dropdown(options=list(sizes.items()), description="Input size", style=style), "scrfd-size"
         )
         self.stride = _styled(
-            w.ToggleButtons(options=self.layout.strides, description="Stride", style=style), "scrfd-stride"
+            w.ToggleButtons(options=self.layout.strides, description="Stride", style=buttons), "scrfd-stride"
         )
         self.anchor = _styled(
-            w.ToggleButtons(options=list(range(self.layout.anchors)), description="Anchor", style=style),
+            w.ToggleButtons(options=list(range(self.layout.anchors)), description="Anchor", style=buttons),
             "scrfd-anchor",
         )
         slider = {"step": 0.01, "continuous_update": False, "readout_format": ".2f", "style": style}
@@ -111,15 +112,14 @@ class Explorer:
             "scrfd-nms",
         )
         self.cell = _styled(
-            w.Dropdown(description="Cell", style=style, layout={"width": "34em"}), "scrfd-cell"
+            w.Dropdown(description="Cell", style=style, layout={"width": "100%"}), "scrfd-cell"
         )
         self.figure = _styled(w.Image(format="png"), "scrfd-figure")
         self.details = _styled(w.HTML(), "scrfd-details")
         self.status = _styled(w.HTML(), "scrfd-status")
-        controls = w.VBox(
-            [self.image, self.size, self.stride, self.anchor, self.threshold, self.nms, self.cell]
-        )
-        self.widget = _styled(w.VBox([controls, self.status, self.figure, self.details]), "scrfd-explorer")
+        controls = [self.image, self.size, self.stride, self.anchor, self.threshold, self.nms, self.cell]
+        left = w.VBox([*controls, self.status, self.details], layout={"width": "34em", "flex": "0 0 auto"})
+        self.widget = _styled(w.HBox([left, self.figure]), "scrfd-explorer")
         self._start_at_best_face()
         for control in (self.image, self.size, self.stride, self.anchor, self.threshold, self.nms):
             control.observe(self._refresh, names="value")
@@ -200,6 +200,7 @@ class Explorer:
             (panel_index, cell),
         )
         self.figure.value = png(fig)
+        self.figure.width = str(round(fig.get_figwidth() * fig.dpi))  # native size: sharp, not stretched
         self.details.value = cell_table(panel.title, cell)
         self.status.value = self._summary()
 

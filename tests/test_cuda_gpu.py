@@ -12,6 +12,7 @@ import pytest
 
 from helpers.cuda.check import CudaError, call
 from helpers.cuda.context import CudaContext, current_context, run_in_thread
+from helpers.cuda.demos import compile_kernels, context_mismatch, decode_standin, fixes, gpu_check
 from helpers.cuda.doctor import doctor
 from helpers.cuda.graph import CudaGraph, GraphCaptureError
 from helpers.cuda.memory import HostDeviceBuffer
@@ -193,3 +194,21 @@ def test_doctor_sees_gpu_and_primary_context(ctx: CudaContext) -> None:
     assert report["gpu"]["available"] is True
     assert report["gpu"]["devices"][0]["compute_capability"]
     assert report["context"]["is_primary"] is True
+
+
+@pytest.fixture(scope="module")
+def cubin() -> bytes:
+    _require_gpu()
+    ok, why = gpu_check()
+    if not ok:
+        pytest.skip(why)
+    return compile_kernels()[0]
+
+
+def test_foreign_stream_launch_fails_unwritten_and_every_fix_writes(cubin: bytes) -> None:
+    bug = context_mismatch(cubin)
+    assert bug.status == "CUDA_ERROR_INVALID_HANDLE"
+    assert not bug.written and len(decode_standin(bug.output)) == 0
+    for fix in fixes(cubin):
+        assert (fix.name, fix.status, fix.written) == (fix.name, "CUDA_SUCCESS", True)
+        assert len(decode_standin(fix.output)) == 1

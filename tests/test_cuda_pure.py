@@ -155,9 +155,60 @@ def test_advice_names_autoinit() -> None:
 def test_importing_the_cuda_layer_loads_no_gpu_library() -> None:
     code = (
         "import sys, helpers.cuda.check, helpers.cuda.context, helpers.cuda.memory, "
-        "helpers.cuda.stream, helpers.cuda.graph, helpers.cuda.doctor, helpers.cuda.explain; "
+        "helpers.cuda.stream, helpers.cuda.graph, helpers.cuda.doctor, helpers.cuda.explain, "
+        "helpers.cuda.demos, helpers.cuda.evidence, helpers.cuda.diagram, helpers.trt_timing; "
         "print(sorted(m for m in ('pycuda', 'cuda.bindings', 'cupy', 'torch') if m in sys.modules))"
     )
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_planted_answer_decodes_to_its_face_and_unwritten_tables_to_none() -> None:
+    import numpy as np
+
+    from helpers.cuda.demos import OUTPUT_SHAPE, PLANTED_BOX, decode_standin, describe_output, planted_output
+
+    faces = decode_standin(planted_output())
+    assert len(faces) == 1
+    np.testing.assert_allclose(faces.boxes[0], PLANTED_BOX, atol=1e-3)
+    assert faces.landmarks is not None and faces.landmarks.shape == (1, 5, 2)
+    for poison in (np.nan, 0.0):
+        table = np.full(OUTPUT_SHAPE, poison, np.float32)
+        assert len(decode_standin(table)) == 0
+        assert describe_output(table, poison).endswith("(not written)")
+    assert describe_output(planted_output()) == "the engine's answer (written)"
+
+
+def _variant(gpu: float, wall: float) -> dict:
+    return {"gpu_ms": {"total": summarize([gpu])}, "wall_ms": summarize([wall])}
+
+
+def test_ratios_and_table() -> None:
+    from helpers.cuda.evidence import benchmark_table, ratios
+
+    variants = {"a": _variant(2.0, 4.0), "b": _variant(1.0, 1.0)}
+    assert ratios(variants) == {"gpu b / a": 0.5, "wall b / a": 0.25}
+    table = benchmark_table({"variants": variants, "ratios_of_medians": ratios(variants)})
+    assert table.splitlines()[2].split()[:2] == ["a", "2.000"]
+    assert "gpu b / a: 0.500" in table
+
+
+def test_recorded_evidence_is_labelled(tmp_path: Path) -> None:
+    import json
+
+    from helpers.cuda.evidence import recorded_checks, recorded_source
+
+    report = {
+        "recorded_at": "2026-11-24 00:00 UTC",
+        "command": "python3 scripts/gpu_evidence.py",
+        "doctor": {"gpu": {"driver_cuda_version": "13.0", "devices": [{"name": "NVIDIA H100"}]}},
+        "checks": [{"name": "x", "observed": "CUDA_ERROR_INVALID_HANDLE", "pass": True}],
+    }
+    path = tmp_path / "gpu_evidence.json"
+    path.write_text(json.dumps(report))
+    text = recorded_checks("x", "missing", path=path)
+    assert text.startswith("RECORDED on NVIDIA H100 (CUDA driver 13.0), 2026-11-24 00:00 UTC")
+    assert "x: CUDA_ERROR_INVALID_HANDLE  [as expected]" in text and "missing: -" in text
+    assert recorded_source(path).endswith("command: python3 scripts/gpu_evidence.py")
+    assert recorded_checks(path=tmp_path / "none.json").startswith("no recorded evidence")

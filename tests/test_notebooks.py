@@ -1,0 +1,40 @@
+"""Every notebook, by name: committed without outputs, ends with what to remember, runs headless.
+
+Execution uses nbclient with the python3 kernel from notebooks/, inheriting SCRFD_MODEL_DIR.
+Cells needing a GPU or TensorRT explain themselves on a CPU-only machine, so every notebook must
+run to the end here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers.notebooks import ending_problems, execute, notebook_files, output_problems
+
+pytestmark = pytest.mark.notebooks
+
+FILES = notebook_files()
+CELL_TIMEOUT = 300
+
+
+def _read(path: Path):
+    import nbformat
+
+    return nbformat.read(path, as_version=4)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_committed_without_outputs(path: Path) -> None:
+    assert output_problems(_read(path)) == []
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_ends_with_what_to_remember_and_next(path: Path) -> None:
+    assert ending_problems(_read(path), int(path.name[:2])) == []
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_executes_headless(path: Path) -> None:
+    execute(path, timeout=CELL_TIMEOUT)  # raises CellExecutionError naming the failing cell

@@ -270,23 +270,34 @@ def cmd_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+MODEL_HELP = "ONNX file or a name in the model folder (default: best there)"
+
+
+def _add_thresholds(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--score-threshold", type=_unit, default=0.5)
+    p.add_argument("--nms-threshold", type=_unit, default=0.4)
+
+
+def _add_input_size(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--input-size", type=int, nargs="+", metavar="N", help="N (square) or W H; multiples of 32"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inspect", help="declared I/O, op histogram and the SCRFD layout of a model")
-    p.add_argument("model", nargs="?", help="ONNX file or a name in the model folder (default: best there)")
+    p.add_argument("model", nargs="?", help=MODEL_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("detect", help="detect faces in images")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--model", help="ONNX file or a name in the model folder (default: best there)")
-    p.add_argument(
-        "--input-size", type=int, nargs="+", metavar="N", help="N (square) or W H; multiples of 32"
-    )
-    p.add_argument("--score-threshold", type=_unit, default=0.5)
-    p.add_argument("--nms-threshold", type=_unit, default=0.4)
+    p.add_argument("--model", help=MODEL_HELP)
+    _add_input_size(p)
+    _add_thresholds(p)
     p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
     p.add_argument(
         "--trt-method",
@@ -309,13 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--a", default="", help="model=,backend=,precision=fp32|fp16,size=N|WxH (default: defaults)"
     )
     p.add_argument("--b", default="precision=fp16", help="the other side (default: precision=fp16)")
-    p.add_argument("--score-threshold", type=_unit, default=0.5)
-    p.add_argument("--nms-threshold", type=_unit, default=0.4)
+    _add_thresholds(p)
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON (atomically)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("build", help="build (or reuse from the cache) a TensorRT engine for a model")
-    p.add_argument("model", nargs="?", help="ONNX file or a name in the model folder (default: best there)")
+    p.add_argument("model", nargs="?", help=MODEL_HELP)
     p.add_argument("--fp16", action="store_true", help="half precision (10.x flag, 11.x AutoCast ONNX)")
     p.add_argument("--min", help="profile min input: 128 or 1x3x128x128 (dynamic models)")
     p.add_argument("--opt", help="profile opt input (default 640)")
@@ -330,8 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time every runner and the pipeline side by side; print ratios")
     p.add_argument("image", nargs="?", help="image to time (default: the 48-face sample)")
-    p.add_argument("--model", help="ONNX file or a name in the model folder (default: best there)")
-    p.add_argument("--input-size", type=int, nargs="+", metavar="N", help="N (square) or W H")
+    p.add_argument("--model", help=MODEL_HELP)
+    _add_input_size(p)
     p.add_argument("--repeat", type=int, default=100, help="timed iterations per measurement")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON (atomically)")
     p.set_defaults(func=cmd_bench)

@@ -34,14 +34,20 @@ def candidates(
                 f"stride {stride}: {len(scores)} score rows, expected {len(centre)} for a "
                 f"{width}x{height} input; the outputs do not belong to this input size"
             )
-        points = centre[rows]
-        dist = layout.as_rows(outputs[layout.name("bbox", stride)])[rows] * stride
-        boxes = np.concatenate([points - dist[:, :2], points + dist[:, 2:]], axis=1)
-        marks = None
-        if layout.landmarks:
-            kps = layout.as_rows(outputs[layout.name("kps", stride)])[rows] * stride
-            marks = kps.reshape(-1, 5, 2) + points[:, None, :]
+        boxes, marks = decode_rows(outputs, layout, stride, rows, centre[rows])
         parts.append(
             Faces(boxes, scores[rows], marks, np.full(len(rows), stride, np.int32), rows.astype(np.int64))
         )
     return Faces.concat(parts)
+
+
+def decode_rows(
+    outputs: Mapping[str, np.ndarray], layout: Layout, stride: int, rows: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Boxes (n, 4) and landmarks (n, 5, 2) of `rows` of one level, anchored at `points` (n, 2)."""
+    dist = layout.as_rows(outputs[layout.name("bbox", stride)])[rows] * stride
+    boxes = np.concatenate([points - dist[:, :2], points + dist[:, 2:]], axis=1)
+    if not layout.landmarks:
+        return boxes, None
+    kps = layout.as_rows(outputs[layout.name("kps", stride)])[rows] * stride
+    return boxes, kps.reshape(-1, 5, 2) + points[:, None, :]

@@ -82,6 +82,25 @@ class Detection:
     timings: Timings = field(default_factory=Timings)
 
 
+def postprocess(
+    outputs: dict[str, np.ndarray],
+    layout: Layout,
+    box: Letterbox,
+    score_threshold: float,
+    nms_threshold: float,
+) -> tuple[Faces, Faces, np.ndarray]:
+    """(kept faces in original pixels, candidates in canvas pixels, kept indices) of one run."""
+    cands = candidates(outputs, layout, (box.width, box.height), score_threshold)
+    kept = nms(cands.boxes, cands.scores, nms_threshold)
+    return cands[kept].scaled(box.scale), cands, kept
+
+
+def merge(found: list[Faces], nms_threshold: float) -> Faces:
+    """Faces of several input sizes merged by one more NMS."""
+    merged = Faces.concat(found)
+    return merged[nms(merged.boxes, merged.scores, nms_threshold)]
+
+
 class Detector:
     """SCRFD on any backend; static-input models always run at their own size."""
 
@@ -115,9 +134,7 @@ class Detector:
         t1 = time.perf_counter()
         outputs = self.backend.run({self.input_name: blob})
         t2 = time.perf_counter()
-        cands = candidates(outputs, self.layout, size, self.score_threshold)
-        kept = nms(cands.boxes, cands.scores, self.nms_threshold)
-        faces = cands[kept].scaled(box.scale)
+        faces, cands, kept = postprocess(outputs, self.layout, box, self.score_threshold, self.nms_threshold)
         t3 = time.perf_counter()
         timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return Detection(faces, cands, kept, box, outputs, timings)
@@ -133,6 +150,4 @@ class Detector:
         """
         if self.fixed_size:
             raise UserError("this model has a static input size; multi-size detection needs a dynamic export")
-        found = [self.run(image, s).faces for s in sizes]
-        merged = Faces.concat(found)
-        return merged[nms(merged.boxes, merged.scores, self.nms_threshold)]
+        return merge([self.run(image, s).faces for s in sizes], self.nms_threshold)

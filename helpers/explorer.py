@@ -15,6 +15,7 @@ from pathlib import Path
 
 import ipywidgets as w
 import numpy as np
+from numpy.typing import ArrayLike
 
 from helpers.detector import Detection, Detector
 from helpers.images import read_image
@@ -32,7 +33,7 @@ DYNAMIC_SIZES: dict[str, tuple[tuple[int, int], ...]] = {
 CELLS_LISTED = 25
 
 
-def _fmt(values: np.ndarray) -> str:
+def _fmt(values: ArrayLike) -> str:
     return ", ".join(f"{v:.2f}" for v in np.ravel(values))
 
 
@@ -51,19 +52,20 @@ def cell_table(title: str, cell: Cell) -> str:
         ("cell", f"{title} · stride {where.stride} · anchor {where.anchor} · x {where.x}, y {where.y}"),
         ("output row", str(cell.row)),
         ("score", f"{cell.score:.4f}"),
-        ("anchor point (canvas px)", _fmt(cell.centre) + (" · in the padding" if cell.padding else "")),
-        ("raw bbox (l, t, r, b; strides)", _fmt(cell.distances)),
-        ("raw kps (strides)", "none" if cell.kps is None else _fmt(cell.kps)),
-        ("box (canvas px)", _fmt(cell.faces.boxes)),
-        ("box (original px)", _fmt(cell.original.boxes)),
+        ("anchor point", _fmt(cell.centre) + (" · in the padding" if cell.padding else "")),
+        ("raw bbox (l, t, r, b)", _fmt(cell.distances)),
+        ("raw kps", "none" if cell.kps is None else _fmt(cell.kps)),
+        ("box on the canvas", _fmt(cell.faces.boxes)),
+        ("box in the image", _fmt(cell.original.boxes)),
         (
-            "landmarks (original px)",
+            "landmarks in the image",
             "none" if cell.original.landmarks is None else _fmt(cell.original.landmarks),
         ),
         ("NMS", _verdict(cell)),
     ]
     body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    return f"<table class='scrfd-cell-details'>{body}</table>"
+    caption = "<caption>raw values in strides, as in the tensor; positions in pixels</caption>"
+    return f"<table class='scrfd-cell-details'>{caption}{body}</table>"
 
 
 def _styled(widget: w.Widget, css: str) -> w.Widget:
@@ -114,12 +116,14 @@ class Explorer:
         self.cell = _styled(
             w.Dropdown(description="Cell", style=style, layout={"width": "100%"}), "scrfd-cell"
         )
-        self.figure = _styled(w.Image(format="png"), "scrfd-figure")
+        self.figure = _styled(
+            w.Image(format="png", layout={"flex": "0 0 auto", "align_self": "flex-start"}), "scrfd-figure"
+        )
         self.details = _styled(w.HTML(), "scrfd-details")
         self.status = _styled(w.HTML(), "scrfd-status")
         controls = [self.image, self.size, self.stride, self.anchor, self.threshold, self.nms, self.cell]
-        left = w.VBox([*controls, self.status, self.details], layout={"width": "34em", "flex": "0 0 auto"})
-        self.widget = _styled(w.HBox([left, self.figure]), "scrfd-explorer")
+        left = w.VBox([*controls, self.status, self.details], layout={"width": "38em", "flex": "0 0 auto"})
+        self.widget = _styled(w.HBox([left, self.figure], layout={"flex_flow": "row wrap"}), "scrfd-explorer")
         self._start_at_best_face()
         for control in (self.image, self.size, self.stride, self.anchor, self.threshold, self.nms):
             control.observe(self._refresh, names="value")
@@ -210,5 +214,5 @@ class Explorer:
         ]
         if len(self._panels) > 1:
             merged = merge_sizes([p.detection for p in self._panels], self.nms.value)
-            counts.append(f"merged across sizes: {len(merged)} faces")
+            counts.append(f"merged across sizes: {len(merged)} kept")
         return "<b>Faces</b> " + " · ".join(counts)

@@ -55,3 +55,8 @@ def trace(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[tuple
         steps.append((int(i), others[over]))
         rest = others[~over]
     return steps
+
+
+def iou_with(boxes: np.ndarray, i: int, others: np.ndarray) -> np.ndarray:
+    """IoU of box i with `others`, exactly as NMS computes it (for explaining its decisions)."""
+    return _iou_against(boxes, _areas(boxes), i, others)

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from helpers.anchors import centres
-from helpers.decode import candidates
+from helpers.decode import decode_rows
 from helpers.detections import Faces
-from helpers.detector import Detection, Timings
+from helpers.detector import Detection, Timings, merge, postprocess
 from helpers.errors import UserError
 from helpers.layout import Layout
 from helpers.letterbox import Letterbox
-from helpers.nms import _areas, _iou_against, nms
+from helpers.nms import iou_with
 
 
 @dataclass(frozen=True)
@@ -139,16 +139,6 @@ def _raw(detection: Detection, layout: Layout, kind: str, stride: int, row: int)
     return layout.as_rows(detection.outputs[layout.name(kind, stride)])[row]
 
 
-def _decode(
-    point: np.ndarray, raw: np.ndarray, raw_kps: np.ndarray | None, score: np.float32, stride: int, row: int
-) -> Faces:
-    """One row decoded with helpers.decode's float32 arithmetic, so the numbers match to the bit."""
-    dist = raw * stride
-    boxes = np.concatenate([point - dist[:2], point + dist[2:]])[None]
-    marks = None if raw_kps is None else ((raw_kps * stride).reshape(5, 2) + point)[None]
-    return Faces(boxes, np.array([score]), marks, np.array([stride], np.int32), np.array([row], np.int64))
-
-
 def _nms_verdict(
     detection: Detection, index: int, nms_threshold: float
 ) -> tuple[int | None, int | None, float | None]:
@@ -161,7 +151,7 @@ def _nms_verdict(
     if hit.size:
         return int(hit[0]), None, None
     boxes = np.concatenate([detection.candidates.boxes[detection.kept], detection.candidates.boxes[[index]]])
-    ious = _iou_against(boxes, _areas(boxes), len(boxes) - 1, np.arange(len(boxes) - 1))
+    ious = iou_with(boxes, len(boxes) - 1, np.arange(len(boxes) - 1))
     over = np.flatnonzero(ious > nms_threshold)
     if not over.size:
         raise UserError(
@@ -179,7 +169,8 @@ def cell_details(detection: Detection, layout: Layout, where: CellIndex, nms_thr
     raw = _raw(detection, layout, "bbox", stride, row)
     raw_kps = _raw(detection, layout, "kps", stride, row) if layout.landmarks else None
     score = level_scores(detection, layout, stride).reshape(-1)[row]
-    face = _decode(point, raw, raw_kps, score, stride, row)
+    boxes, marks = decode_rows(detection.outputs, layout, stride, np.array([row]), point[None])
+    face = Faces(boxes, np.array([score]), marks, np.array([stride], np.int32), np.array([row], np.int64))
     cands = detection.candidates
     match = np.flatnonzero((cands.stride == stride) & (cands.row == row))
     verdict = _nms_verdict(detection, int(match[0]), nms_threshold) if match.size else (None, None, None)
@@ -208,12 +199,10 @@ def top_cells(detection: Detection, layout: Layout, stride: int, anchor: int, co
 def redecode(detection: Detection, layout: Layout, score_threshold: float, nms_threshold: float) -> Detection:
     """The same outputs decoded at other thresholds, as Detector.run would: no model run."""
     box = detection.letterbox
-    cands = candidates(detection.outputs, layout, (box.width, box.height), score_threshold)
-    kept = nms(cands.boxes, cands.scores, nms_threshold)
-    return Detection(cands[kept].scaled(box.scale), cands, kept, box, detection.outputs, Timings())
+    faces, cands, kept = postprocess(detection.outputs, layout, box, score_threshold, nms_threshold)
+    return Detection(faces, cands, kept, box, detection.outputs, Timings())
 
 
 def merge_sizes(detections: Sequence[Detection], nms_threshold: float) -> Faces:
     """Kept faces of several input sizes merged by one more NMS, as Detector.detect_sizes does."""
-    merged = Faces.concat([d.faces for d in detections])
-    return merged[nms(merged.boxes, merged.scores, nms_threshold)]
+    return merge([d.faces for d in detections], nms_threshold)

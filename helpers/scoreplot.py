@@ -63,7 +63,9 @@ def _boxes(ax: Axes, boxes: np.ndarray, colour: str, style: str, width: float) -
     x1, y1, x2, y2 = np.asarray(boxes, np.float64).reshape(-1, 4).T
     corners = np.stack([np.stack(c, axis=1) for c in ((x1, y1), (x2, y1), (x2, y2), (x1, y2))], axis=1)
     ax.add_collection(
-        PolyCollection(corners, facecolors="none", edgecolors=colour, linestyles=style, linewidths=width)
+        PolyCollection(
+            list(corners), facecolors="none", edgecolors=colour, linestyles=style, linewidths=width
+        )
     )
 
 
@@ -104,7 +106,7 @@ def explorer_figure(
     picked: tuple[int, Cell] | None,
 ) -> Figure:
     """One heatmap panel per input size, faces on top, the picked cell (panel, cell) highlighted."""
-    fig = Figure(figsize=(4.6 * len(panels) + 0.6, 4.9), dpi=90, layout="constrained")
+    fig = Figure(figsize=(4.6 * len(panels) + 0.6, 4.9), dpi=105, layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for i, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
         det = panel.detection

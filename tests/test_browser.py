@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -46,6 +47,8 @@ LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"},
 }
 START_S, RUN_S, REDRAW_S = 60, 90, 30
+# JupyterLab renders a cell's exception as a stderr-typed output that holds the traceback.
+ERROR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
 
 
 def _free_port() -> int:
@@ -81,9 +84,33 @@ def _wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"JupyterLab did not answer within {START_S} s:\n{log.read_text()[-2000:]}")
 
 
+@dataclass(frozen=True)
+class Lab:
+    base: str
+    token: str
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.base}/lab/tree/{NOTEBOOK}?token={self.token}"
+
+    def kernel_ready(self) -> bool:
+        """The notebook's kernel is idle with the page's websocket attached: Run All will reach it.
+
+        The toolbar's indicator says idle before the kernel is even attached, so it cannot tell.
+        """
+        with urllib.request.urlopen(f"{self.base}/api/sessions?token={self.token}", timeout=5) as response:
+            sessions = json.load(response)
+        return any(
+            s["path"].endswith(NOTEBOOK)
+            and s["kernel"]["execution_state"] == "idle"
+            and s["kernel"].get("connections", 0) > 0
+            for s in sessions
+        )
+
+
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[str]:
-    """JupyterLab on a free local port over a copy of the notebooks; yields the notebook's URL."""
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """JupyterLab on a free local port over a copy of the notebooks."""
     if not CHROMIUM.is_file():
         pytest.skip("Chromium not installed: apt-get install chromium")
     models = model_dir()
@@ -113,7 +140,7 @@ def lab(tmp_path: Path) -> Iterator[str]:
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_ready(f"{base}/api/status?token={token}", proc, log)
-        yield f"{base}/lab/tree/{NOTEBOOK}?token={token}"
+        yield Lab(base, token)
     finally:
         proc.terminate()
         try:
@@ -155,15 +182,18 @@ def _type_into(page, readout, text: str) -> None:
     page.keyboard.press("Enter")
 
 
-def _run_all(page) -> None:
-    """Run > Run All Cells once the kernel is up (clicked earlier, JupyterLab runs nothing)."""
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+def _run_all(page, lab: Lab) -> None:
+    """Run > Run All Cells once the kernel is attached (clicked earlier, JupyterLab runs nothing)."""
+    deadline = time.monotonic() + START_S
+    while not lab.kernel_ready():
+        assert time.monotonic() < deadline, f"the notebook's kernel was not ready within {START_S} s"
+        page.wait_for_timeout(250)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
     page.wait_for_function(
         "() => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];"
-        " const errors = document.querySelectorAll(\"[data-mime-type='application/vnd.jupyter.error']\");"
-        " return errors.length > 0 || (p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent))); }",
+        f" const failed = document.querySelectorAll({json.dumps(ERROR_OUTPUT)}).length > 0;"
+        " return failed || (p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent))); }",
         timeout=RUN_S * 1000,
     )
 
@@ -178,20 +208,21 @@ def _small_png(png: bytes, limit: int) -> bytes:
 
 
 def _no_errors(page) -> None:
-    errors = page.locator("[data-mime-type='application/vnd.jupyter.error']")
+    errors = page.locator(ERROR_OUTPUT)
     assert errors.count() == 0, f"a notebook cell raised: {errors.first.inner_text()[-600:]}"
 
 
-def _drive(page, url: str) -> tuple[bytes, bytes, bytes, bytes]:
+def _drive(page, lab: Lab) -> tuple[bytes, bytes, bytes, bytes]:
     """Run the notebook, then change image, threshold and stride; screenshots after each redraw."""
-    page.goto(url)
-    _run_all(page)
+    page.goto(lab.notebook)
+    _run_all(page, lab)
     _no_errors(page)
     figure = page.locator("img.scrfd-figure")
     page.locator(".scrfd-explorer").scroll_into_view_if_needed()
     _redrawn(page, "")
     _choose(page, lambda: page.locator(".scrfd-image select").select_option("crowd48.png"))
     start = figure.screenshot(path=ARTIFACTS / "01_crowd.png")
+    explorer = page.locator(".scrfd-explorer").screenshot(path=ARTIFACTS / "01_explorer.png")
     status = page.locator(".scrfd-status").inner_text()
 
     readout = page.locator(".scrfd-threshold .widget-readout")
@@ -208,12 +239,11 @@ def _drive(page, url: str) -> tuple[bytes, bytes, bytes, bytes]:
     )
     _choose(page, other.click)
     restrided = figure.screenshot(path=ARTIFACTS / "03_stride.png")
-    explorer = page.locator(".scrfd-explorer").screenshot(path=ARTIFACTS / "04_explorer.png")
     _no_errors(page)
     return start, lowered, restrided, explorer
 
 
-def test_explorer_redraws_in_jupyterlab(lab: str) -> None:
+def test_explorer_redraws_in_jupyterlab(lab: Lab) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -224,6 +254,7 @@ def test_explorer_redraws_in_jupyterlab(lab: str) -> None:
             start, lowered, restrided, explorer = _drive(page, lab)
         except Exception:
             page.screenshot(path=ARTIFACTS / "failure.png")
+            (ARTIFACTS / "failure.html").write_text(page.content())
             raise
         finally:
             browser.close()

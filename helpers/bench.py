@@ -64,7 +64,7 @@ def gpu_runners(model: Path, size: tuple[int, int], repeat: int, report: BenchRe
 
     trt_ok, trt_why = tensorrt_available()
     if trt_ok:
-        from helpers.trt_timing import tensorrt_timings
+        from helpers.trt.timing import tensorrt_timings
 
         found = tensorrt_timings(model, size, iterations=repeat)
         prefix = "tensorrt"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from helpers.errors import UserError
 
-DEFAULT_ENGINE_DIR = Path(__file__).resolve().parent.parent / "data" / "engines"
+_OPENED: list = []  # TensorRT backends to close (in their CUDA context) before the interpreter exits
 
 
 def _size(values: Sequence[int]) -> tuple[int, int]:
@@ -47,7 +47,9 @@ def make_backend(
         ok, why = tensorrt_available()
         if ok:
             shapes = tuple((1, 3, h, w) for w, h in sizes)
-            return TensorRTBackend(model, method, BuildOptions(precision=precision, sizes=shapes))
+            backend = TensorRTBackend(model, method, BuildOptions(precision=precision, sizes=shapes))
+            _OPENED.append(backend)
+            return backend
         if kind == "tensorrt":
             raise UserError(f"--backend tensorrt is not usable here: {why}; use --backend onnxruntime")
     from helpers.ort_backend import OnnxRuntimeBackend
@@ -75,7 +77,7 @@ def _annotated_name(out_dir: Path, image: Path, used: set[str]) -> Path:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from helpers.annotate import annotate
-    from helpers.atomic import write_bytes, write_text
+    from helpers.atomic import check_writable, write_bytes, write_text
     from helpers.detector import Detector, check_threshold
     from helpers.images import encode_image, read_image
     from helpers.models import resolve
@@ -85,6 +87,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     size = _size(args.input_size) if args.input_size else None
     if args.annotate and Path(args.annotate).is_file():
         raise UserError(f"--annotate {args.annotate} is a file; give a directory to write images into")
+    if args.annotate:
+        check_writable(Path(args.annotate) / "probe.png")
+    if args.json and args.json != "-":
+        check_writable(args.json)
     model = resolve(args.model)
     backend = make_backend(args.backend, model, sizes=[size] if size else [], method=args.trt_method)
     detector = Detector(backend, size, args.score_threshold, args.nms_threshold)
@@ -162,12 +168,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from helpers import compare
-    from helpers.atomic import write_text
+    from helpers.atomic import check_writable, write_text
     from helpers.detector import check_threshold
     from helpers.images import read_image
 
     check_threshold("--score-threshold", args.score_threshold)
     check_threshold("--nms-threshold", args.nms_threshold)
+    if args.json:
+        check_writable(args.json)
     a, b = compare.Config.parse(args.a), compare.Config.parse(args.b)
     sides = [
         compare.make_detector(
@@ -193,20 +201,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from helpers.models import resolve
-    from helpers.trt.build import BuildOptions, build_engine
+    from helpers.trt.build import DEFAULT_CACHE_DIR, BuildOptions, build_engine
     from helpers.trt.specs import parse_shape
 
     shape = lambda text: parse_shape(text) if text else None  # noqa: E731
+    if args.workspace is not None and args.workspace <= 0:
+        raise UserError(f"--workspace {args.workspace} MiB must be a positive number of MiB")
     options = BuildOptions(
         precision="fp16" if args.fp16 else "fp32",
         min_shape=shape(args.min),
         opt_shape=shape(args.opt),
         max_shape=shape(args.max),
         sizes=tuple(parse_shape(s) for s in args.size),
-        workspace=args.workspace * 2**20 if args.workspace else None,
+        workspace=args.workspace * 2**20 if args.workspace is not None else None,
         opt_level=args.opt_level,
     )
-    result = build_engine(resolve(args.model), options, args.cache_dir, args.rebuild, not args.no_progress)
+    result = build_engine(
+        resolve(args.model), options, args.cache_dir or DEFAULT_CACHE_DIR, args.rebuild, not args.no_progress
+    )
     print(f"{'cached' if result.cached else 'built'}: {result.entry.plan}  ({result.reason})")
     print(f"manifest: {result.entry.manifest}")
     return 0
@@ -216,13 +228,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from helpers import bench
-    from helpers.atomic import write_text
+    from helpers.atomic import check_writable, write_text
     from helpers.detector import Detector
     from helpers.images import read_image
     from helpers.models import resolve
     from helpers.ort_backend import OnnxRuntimeBackend
     from helpers.samples import sample_path
 
+    if args.repeat < 1:
+        raise UserError(f"--repeat {args.repeat} must be at least 1")
+    if args.json:
+        check_writable(args.json)
     model = resolve(args.model)
     image = read_image(args.image or sample_path("crowd48.png"))
     size = _size(args.input_size) if args.input_size else None
@@ -333,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", action="append", default=[], help="an input size the engine must take")
     p.add_argument("--workspace", type=int, metavar="MIB", help="builder workspace limit in MiB")
     p.add_argument("--opt-level", type=int, default=3, help="builder optimisation level 0..5 (3)")
-    p.add_argument("--cache-dir", default=str(DEFAULT_ENGINE_DIR), help="engine cache folder")
+    p.add_argument("--cache-dir", help="engine cache folder (default: data/engines)")
     p.add_argument("--rebuild", action="store_true", help="build even if the cache has a match")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
@@ -365,6 +381,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file system problem the checks above did not foresee
+        print(
+            f"error: {exc.strerror or exc}: {exc.filename or ''}; check the path and permissions",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        while _OPENED:
+            _OPENED.pop().close()

@@ -18,6 +18,7 @@ from helpers.detector import Detection, Detector
 from helpers.errors import UserError
 
 MATCH_IOU = 0.5
+BACKENDS = ("onnxruntime", "tensorrt")  # explicit: a silent fallback would mislabel a side
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Config:
             if not sep or key not in ("model", "backend", "precision", "size"):
                 raise UserError(f"bad configuration part {part!r}; use model=,backend=,precision=,size=")
             fields[key] = value
+        if fields.get("backend", "onnxruntime") not in BACKENDS:
+            raise UserError(f"backend {fields['backend']!r} is not one of {', '.join(BACKENDS)}")
         size = fields.get("size", "640").lower().split("x")
         if not all(v.isdigit() for v in size) or len(size) > 2:
             raise UserError(f"bad size {fields['size']!r}; use 640 or 640x480")

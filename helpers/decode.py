@@ -26,7 +26,7 @@ def candidates(
     width, height = size
     parts = []
     for stride in layout.strides:
-        scores = layout.as_rows(outputs[layout.name("score", stride)])[:, 0]
+        scores = layout.as_rows(outputs[layout.name("score", stride)])[:, 0].astype(np.float32, copy=False)
         rows = np.flatnonzero(scores >= threshold)
         centre = centres(-(-height // stride), -(-width // stride), stride, layout.anchors)
         if len(centre) != len(scores):
@@ -45,9 +45,9 @@ def decode_rows(
     outputs: Mapping[str, np.ndarray], layout: Layout, stride: int, rows: np.ndarray, points: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Boxes (n, 4) and landmarks (n, 5, 2) of `rows` of one level, anchored at `points` (n, 2)."""
-    dist = layout.as_rows(outputs[layout.name("bbox", stride)])[rows] * stride
+    dist = layout.as_rows(outputs[layout.name("bbox", stride)])[rows].astype(np.float32, copy=False) * stride
     boxes = np.concatenate([points - dist[:, :2], points + dist[:, 2:]], axis=1)
     if not layout.landmarks:
         return boxes, None
-    kps = layout.as_rows(outputs[layout.name("kps", stride)])[rows] * stride
+    kps = layout.as_rows(outputs[layout.name("kps", stride)])[rows].astype(np.float32, copy=False) * stride
     return boxes, kps.reshape(-1, 5, 2) + points[:, None, :]

@@ -45,8 +45,9 @@ def probe_shapes(backend: Backend, size: tuple[int, int]) -> dict[str, tuple[int
             f"not an SCRFD model: expected one NCHW image input, found {[i.name for i in backend.inputs]}"
         )
     w, h = size
+    dtype = np.float16 if inp.dtype == "float16" else np.float32
     try:
-        outs = backend.run({inp.name: np.zeros((1, 3, h, w), np.float32)})
+        outs = backend.run({inp.name: np.zeros((1, 3, h, w), dtype)})
     except Exception as exc:
         raise UserError(f"the model failed on a {w}x{h} input ({str(exc).splitlines()[0][:160]})") from None
     return {k: tuple(v.shape) for k, v in outs.items()}
@@ -119,6 +120,8 @@ class Detector:
         self.nms_threshold = check_threshold("NMS threshold", nms_threshold)
         self.layout = sniff_layout(backend, self.input_size)
         self.input_name = backend.inputs[0].name
+        # Exports converted without keep_io_types take float16; the blob is made in float32.
+        self.input_dtype = np.dtype(backend.inputs[0].dtype) if backend.inputs[0].dtype == "float16" else None
         self._prep = Preprocessor()
 
     @property
@@ -132,7 +135,8 @@ class Detector:
         t0 = time.perf_counter()
         blob, box = self._prep(image, size)
         t1 = time.perf_counter()
-        outputs = self.backend.run({self.input_name: blob})
+        feed = blob if self.input_dtype is None else blob.astype(self.input_dtype)
+        outputs = self.backend.run({self.input_name: feed})
         t2 = time.perf_counter()
         faces, cands, kept = postprocess(outputs, self.layout, box, self.score_threshold, self.nms_threshold)
         t3 = time.perf_counter()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_MATRIX_LIMIT = 2048
+_MATRIX_LIMIT = 512  # n x n float32 temporaries: ~1 MB each at 512
 
 
 def _iou_against(boxes: np.ndarray, areas: np.ndarray, i: np.ndarray | int, j: np.ndarray) -> np.ndarray:

@@ -17,13 +17,9 @@ def _dims(shape: list) -> tuple[int | str, ...]:
 
 
 def _dtype(ort_type: str) -> str:
-    return (
-        ort_type.removeprefix("tensor(")
-        .removesuffix(")")
-        .replace("float", "float32", 1)
-        .replace("float3232", "float32")
-        .replace("double", "float64")
-    )
+    """'tensor(float)' -> 'float32', as NumPy names it."""
+    name = ort_type.removeprefix("tensor(").removesuffix(")")
+    return {"float": "float32", "double": "float64"}.get(name, name)
 
 
 class OnnxRuntimeBackend:

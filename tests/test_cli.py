@@ -235,3 +235,40 @@ def test_build_without_tensorrt_is_a_one_line_error(models_env):
         pytest.skip("TensorRT is installed here: the build really runs (tests/test_trt_engine.py)")
     assert_one_line_error(cli("build", env=models_env), "TensorRT is not installed")
     assert_one_line_error(cli("build", "--opt-level", "9", env=models_env), "--opt-level 9")
+
+
+def test_float16_io_export_detects_the_same_faces(tmp_path, models_env):
+    """An fp16 conversion without keep_io_types takes and returns float16 tensors."""
+    import warnings
+
+    import onnx
+    from onnxconverter_common import float16
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = float16.convert_float_to_float16(
+            onnx.load(Path(models_env["SCRFD_MODEL_DIR"]) / "scrfd_500m.onnx"), keep_io_types=False
+        )
+    path = tmp_path / "fp16io.onnx"
+    onnx.save(model, str(path))
+    result = cli("detect", shared_image("t1.jpg"), "--model", path, "--backend", "onnxruntime", "--json", "-")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)[0]["detections"]) == 6
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["detect", "IMG", "--json", "/proc/x.json"], "cannot write /proc/x.json"),
+        (["detect", "IMG", "--json", "/tmp"], "is a directory"),
+        (["detect", "IMG", "--annotate", "/proc/ann"], "cannot write /proc/ann"),
+        (["compare", "IMG", "--json", "/proc/c.json"], "cannot write /proc/c.json"),
+        (["bench", "--json", "/proc/b.json"], "cannot write /proc/b.json"),
+        (["bench", "--repeat", "0"], "--repeat 0"),
+        (["compare", "IMG", "--a", "backend=auto,precision=fp16"], "backend 'auto' is not one of"),
+        (["build", "--workspace", "0"], "--workspace 0 MiB"),
+    ],
+)
+def test_unwritable_outputs_and_bad_counts_fail_before_the_work(args, text, models_env):
+    image = str(sample_path("astronaut.png"))
+    assert_one_line_error(cli(*[image if a == "IMG" else a for a in args], env=models_env), text)

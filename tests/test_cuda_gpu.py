@@ -108,10 +108,13 @@ def test_buffer_round_trip_alignment_and_free(ctx: CudaContext, stream: Stream) 
         _ = buf.device_ptr
 
 
+@pytest.mark.parametrize("on_stream", [False, True], ids=["sync", "async-on-stream"])
 @pytest.mark.parametrize(("dtype", "value"), [(np.float32, np.nan), (np.float16, np.nan), (np.int32, -1)])
-def test_poison_fills_host_and_device(ctx: CudaContext, stream: Stream, dtype: Any, value: float) -> None:
+def test_poison_fills_the_device(
+    ctx: CudaContext, stream: Stream, dtype: Any, value: float, on_stream: bool
+) -> None:
     with ctx.activate(), HostDeviceBuffer((7,), dtype, ctx) as buf:
-        buf.poison(value)
+        buf.poison(value, stream=stream if on_stream else None)
         buf.host[:] = 0
         buf.copy_to_host(stream)
         stream.synchronize()

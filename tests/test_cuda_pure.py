@@ -156,7 +156,7 @@ def test_importing_the_cuda_layer_loads_no_gpu_library() -> None:
     code = (
         "import sys, helpers.cuda.check, helpers.cuda.context, helpers.cuda.memory, "
         "helpers.cuda.stream, helpers.cuda.graph, helpers.cuda.doctor, helpers.cuda.explain, "
-        "helpers.cuda.demos, helpers.cuda.evidence, helpers.cuda.diagram, helpers.trt_timing; "
+        "helpers.cuda.demos, helpers.cuda.evidence, helpers.cuda.diagram, helpers.trt.timing; "
         "print(sorted(m for m in ('pycuda', 'cuda.bindings', 'cupy', 'torch') if m in sys.modules))"
     )
     root = Path(__file__).resolve().parent.parent

@@ -45,16 +45,28 @@ class HostDeviceBuffer:
         """Enqueue device -> host on `stream`; read `host` only after the stream synchronized."""
         pycuda_driver().memcpy_dtoh_async(self.host, self.device_ptr, as_pycuda(stream))
 
-    def poison(self, value: float = np.nan) -> None:
-        """Fill host and device with `value` (NaN: bit pattern 0x7FC00000 for float32)."""
+    def poison(self, value: float = np.nan, stream: Stream | Any | None = None) -> None:
+        """Fill the buffer with `value` (NaN: bit pattern 0x7FC00000 for float32).
+
+        With a stream, only the device side is filled, asynchronously: the per-frame form, since
+        the copy back overwrites the host side anyway. Without one, both sides, synchronously.
+        """
         drv = pycuda_driver()
-        self.host.fill(value)
         itemsize = self.host.itemsize
+        pattern_of = (
+            np.full(1, value, self.host.dtype).view(f"u{itemsize}") if itemsize in (1, 2, 4) else None
+        )
+        if stream is not None and pattern_of is not None and self.host.size:
+            memset_async = {1: drv.memset_d8_async, 2: drv.memset_d16_async, 4: drv.memset_d32_async}[
+                itemsize
+            ]
+            memset_async(self.device_ptr, int(pattern_of[0]), self.host.size, as_pycuda(stream))
+            return
+        self.host.fill(value)
         memset = {1: drv.memset_d8, 2: drv.memset_d16, 4: drv.memset_d32}.get(itemsize)
         with within(self.ctx):
-            if memset is not None and self.host.size:
-                pattern = int(self.host.reshape(-1)[:1].view(f"u{itemsize}")[0])
-                memset(self.device_ptr, pattern, self.host.size)
+            if memset is not None and pattern_of is not None and self.host.size:
+                memset(self.device_ptr, int(pattern_of[0]), self.host.size)
             else:
                 drv.memcpy_htod(self.device_ptr, self.host)
             drv.Context.synchronize()

@@ -8,6 +8,7 @@ makes current, so the backend works from any thread and next to torch, cupy or O
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,14 +118,26 @@ class TensorRTBackend:
         try:
             with self.cuda.activate():
                 self._runtime, self.engine = deserialize(plan, plan_path, options.device)
-                self.context = self.engine.create_execution_context()
+                context = self.engine.create_execution_context()
+                if context is None:  # e.g. not enough device memory for its activations
+                    raise UserError(
+                        "create_execution_context failed ("
+                        + log_book().last_error("TensorRT logged no error")
+                        + "); free GPU memory or build with a smaller --max profile"
+                    )
+                self.context = context
                 self.specs = specs_from_engine(self.engine)
                 self.stream = Stream(self.cuda)
         except BaseException:
+            with self.cuda.activate():  # TensorRT objects go while their context is current
+                self.__dict__.pop("context", None)
+                self.__dict__.pop("engine", None)
+                self.__dict__.pop("_runtime", None)
             self.cuda.release()
             raise
         self.buffers = IOBuffers(self.context, self.specs, self.cuda)
         self.runner = Runner(self.context, self.buffers, self.stream, self.cuda, timed)
+        self._lock = threading.Lock()  # one context, one set of buffers: one run at a time
         self._closed = False
 
     @property
@@ -145,15 +158,17 @@ class TensorRTBackend:
             raise UserError("this TensorRTBackend was closed; create a new one")
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Safe from any thread; calls from several threads are serialised."""
         self._check_open()
         shapes = match_inputs(self.specs, inputs)
-        with self.cuda.activate():
-            self.buffers.set_shapes(shapes)
-            self.buffers.load(inputs)
-            if self.poison:
-                self.buffers.poison_outputs()
-        self.runner.run(self.method)
-        return self.buffers.read_outputs()
+        with self._lock:
+            with self.cuda.activate():
+                self.buffers.set_shapes(shapes)
+                self.buffers.load(inputs)
+                if self.poison:
+                    self.buffers.poison_outputs(self.stream)
+            self.runner.run(self.method)
+            return self.buffers.read_outputs()
 
     def layout(self, width: int, height: int) -> Layout:
         """The SCRFD layout at the shapes of the last run (call `run` once first)."""

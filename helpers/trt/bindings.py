@@ -77,6 +77,8 @@ class IOBuffers:
         self.shapes: dict[str, Shape] = {}
 
     def set_shapes(self, input_shapes: Mapping[str, Shape]) -> bool:
+        if self.shapes and all(self.shapes[name] == shape for name, shape in input_shapes.items()):
+            return False  # same input shapes: the context and buffers are already right
         for spec in self.specs:
             if spec.is_input and spec.dynamic:
                 shape = input_shapes[spec.name]
@@ -113,9 +115,10 @@ class IOBuffers:
         for name, array in arrays.items():
             np.copyto(self.buffers[name].host, array, casting="same_kind")
 
-    def poison_outputs(self) -> None:
+    def poison_outputs(self, stream: Stream) -> None:
+        """NaN into every output on `stream`, before the copy in: what TensorRT does not write stays NaN."""
         for spec in self.outputs_specs():
-            self.buffers[spec.name].poison()
+            self.buffers[spec.name].poison(stream=stream)
 
     def outputs_specs(self) -> list[TensorSpec]:
         return [s for s in self.specs if not s.is_input]

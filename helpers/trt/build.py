@@ -257,7 +257,7 @@ def _build_plan(
             + log_book().last_error("no error was logged; try a larger --workspace")
         )
     plan = bytes(serialized)
-    write_bytes(timing_path, bytes(timing.serialize()))
+    write_bytes(timing_path, bytes(timing.serialize()))  # the cache the build filled
     return plan, _inspect(plan)
 
 
@@ -298,7 +298,8 @@ def _attach_timing_cache(config: trt.IBuilderConfig, path: Path) -> trt.ITimingC
     cache = config.create_timing_cache(path.read_bytes() if path.exists() else b"")
     if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
         cache = config.create_timing_cache(b"")
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        if not config.set_timing_cache(cache, ignore_mismatch=False):
+            raise UserError("TensorRT refused an empty timing cache; " + log_book().last_error("no detail"))
     return cache
 
 
@@ -306,9 +307,12 @@ def _inspect(plan: bytes) -> str:
     """Per-layer engine report (JSON), saved beside the plan; needs DETAILED verbosity."""
     import tensorrt as trt
 
-    runtime = trt.Runtime(logger())  # kept alive while its engine is used
-    engine = runtime.deserialize_cuda_engine(plan)
-    if engine is None:
-        return json.dumps({"error": log_book().last_error("engine did not deserialize")})
-    inspector = engine.create_engine_inspector()
-    return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+    try:  # the plan is built and good; a failed report must not fail the build
+        runtime = trt.Runtime(logger())  # kept alive while its engine is used
+        engine = runtime.deserialize_cuda_engine(plan)
+        inspector = engine.create_engine_inspector() if engine is not None else None
+        if inspector is None:
+            return json.dumps({"error": log_book().last_error("no engine inspector")})
+        return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+    except Exception as exc:  # TensorRT raises RuntimeError/TypeError variants here
+        return json.dumps({"error": f"{type(exc).__name__}: {exc}"})

@@ -5,12 +5,15 @@
 - "v3": async copy in, `execute_async_v3(stream)`, async copy out, one synchronize.
 - "graph": the v3 enqueue captured once (after a warm-up enqueue) and replayed; captured again
   whenever shapes or addresses change, one graph per context.
-Every call runs with the engine's CUDA context current, so any thread may call `run`, and every
-boolean TensorRT returns is checked.
+With `timed`, the "infer" lap of "v2" is the time execute_v2 blocked the host between two
+events on our stream (it runs on a stream of its own), so it includes launch overhead that the
+v3 lap overlaps; compare the "total" laps. Every call runs with the engine's CUDA context
+current, so any thread may call `run`, and every boolean TensorRT returns is checked.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 from helpers.errors import UserError
@@ -69,6 +72,7 @@ class Runner:
         self._timer: EventTimer | None = EventTimer(stream) if timed else None
         self._graph: CudaGraph | None = None
         self._graph_key: GraphKey | None = None
+        self._uncapturable = False
         self.timings: dict[str, float] = {}
 
     def run(self, method: str) -> None:
@@ -76,8 +80,8 @@ class Runner:
         steps = {"v2": self._execute_v2, "v3": self._enqueue_v3, "graph": self._replay_graph}
         execute = steps[check_method(method)]
         with self._cuda.activate():
-            if method == "graph":
-                self._ensure_graph()
+            if method == "graph" and not self._ensure_graph():
+                execute = self._enqueue_v3
             self._mark("start")
             self._buffers.copy_inputs(self._stream)
             self._mark("h2d")
@@ -108,16 +112,28 @@ class Runner:
         if not self._enqueue(self._stream.handle):
             raise enqueue_failure("execute_async_v3", log_book().last_error("TensorRT logged no error"))
 
-    def _ensure_graph(self) -> None:
-        """Capture (warm-up enqueue first) unless a graph of these shapes and addresses exists."""
-        from helpers.cuda.graph import CudaGraph
+    def _ensure_graph(self) -> bool:
+        """Capture (warm-up enqueue first) unless a graph of these shapes and addresses exists.
+
+        False when this engine cannot be captured: as in NVIDIA's trtexec, fall back to plain
+        enqueues (once warned) rather than fail.
+        """
+        from helpers.cuda.graph import CudaGraph, GraphCaptureError
 
         key = graph_key(self._buffers)
         if self._graph is not None and key == self._graph_key:
-            return
+            return True
+        if self._uncapturable:
+            return False
         self.close()
-        self._graph = CudaGraph.capture(self._enqueue, self._stream.handle)
+        try:
+            self._graph = CudaGraph.capture(self._enqueue, self._stream.handle)
+        except GraphCaptureError as exc:
+            warnings.warn(f"CUDA graph capture failed ({exc}); using execute_async_v3", stacklevel=3)
+            self._uncapturable = True
+            return False
         self._graph_key = key
+        return True
 
     def _replay_graph(self) -> None:
         if self._graph is None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from helpers.cuda.check import call, check, error_name
 from helpers.cuda.context import CudaContext, current_context, pycuda_driver, run_in_thread
 from helpers.cuda.evidence import ratios
 from helpers.cuda.memory import HostDeviceBuffer
-from helpers.cuda.stream import EventTimer, Stream, summarize
+from helpers.cuda.stream import EventTimer, Stream, time_runs
 from helpers.decode import candidates
 from helpers.detections import Faces
 from helpers.errors import UserError
@@ -538,21 +537,3 @@ def _reading(iteration: Callable[[EventTimer], None], timer: EventTimer) -> Call
         return timer.read()
 
     return step
-
-
-def time_runs(step: Callable[[], dict[str, float]], warmup: int, n: int) -> dict[str, Any]:
-    """Warm up, then time n runs of `step`, which returns its CUDA-event laps (ms) once finished.
-
-    Gives summaries of each GPU lap and of the host wall time per call.
-    """
-    for _ in range(warmup):
-        step()
-    laps: dict[str, list[float]] = {}
-    wall: list[float] = []
-    for _ in range(n):
-        start = time.perf_counter()
-        lap = step()
-        wall.append((time.perf_counter() - start) * 1e3)
-        for name, ms in lap.items():
-            laps.setdefault(name, []).append(ms)
-    return {"gpu_ms": {name: summarize(v) for name, v in laps.items()}, "wall_ms": summarize(wall)}

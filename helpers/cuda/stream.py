@@ -7,7 +7,8 @@ events and never reads them, and wall-clock time around an async call measures t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -92,3 +93,21 @@ def summarize(samples: Sequence[float]) -> dict[str, float]:
         "mean": float(values.mean()),
         "n": int(values.size),
     }
+
+
+def time_runs(step: Callable[[], dict[str, float]], warmup: int, n: int) -> dict[str, Any]:
+    """Warm up, then time n runs of `step`, which returns its CUDA-event laps (ms) once finished.
+
+    Gives summaries of each GPU lap and of the host wall time per call.
+    """
+    for _ in range(warmup):
+        step()
+    laps: dict[str, list[float]] = {}
+    wall: list[float] = []
+    for _ in range(n):
+        start = time.perf_counter()
+        lap = step()
+        wall.append((time.perf_counter() - start) * 1e3)
+        for name, ms in lap.items():
+            laps.setdefault(name, []).append(ms)
+    return {"gpu_ms": {name: summarize(v) for name, v in laps.items()}, "wall_ms": summarize(wall)}

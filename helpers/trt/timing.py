@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from helpers.cuda.demos import time_runs
 from helpers.cuda.evidence import ratios
+from helpers.cuda.stream import time_runs
 
 LABELS = {"v2": "execute_v2", "v3": "execute_async_v3", "graph": "cuda_graph"}
 

@@ -114,7 +114,7 @@ def test_backend_runs_from_a_worker_thread(model_path, cache_dir):
         worker = threading.Thread(target=lambda: results.update(backend.run(inputs)))
         worker.start()
         worker.join()
-    assert_same_by_name(results, main, rtol=0, atol=0)
+    assert_same_by_name(results, main, **FP32_TOL)  # TensorRT does not promise bitwise repeats
 
 
 def test_cancelled_build_caches_nothing(model_path, tmp_path):

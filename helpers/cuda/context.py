@@ -10,12 +10,15 @@ never written. `current_context` shows what is current; `CudaContext` makes it r
 from __future__ import annotations
 
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from helpers.cuda import bindings
+from helpers.cuda.bindings import native
 from helpers.cuda.check import call
 from helpers.errors import UserError
 
@@ -34,19 +37,9 @@ def pycuda_driver() -> Any:
 
 def cuda_driver() -> Any:
     """cuda-python's driver API, initialised."""
-    try:
-        from cuda.bindings import driver
-    except ImportError as exc:
-        raise UserError("cuda-python is not installed: pip install cuda-python") from exc
-    call(driver.cuInit, 0)
-    return driver
-
-
-def native(handle: Any) -> int:
-    """The integer value of a cuda-python handle object (CUcontext, CUstream, ...)."""
-    from cuda.bindings.utils import get_cuda_native_handle
-
-    return int(get_cuda_native_handle(handle))
+    drv = bindings.driver()
+    call(drv.cuInit, 0)
+    return drv
 
 
 @dataclass(frozen=True)
@@ -103,6 +96,7 @@ class CudaContext:
         self._handle = int(ctx.handle)
         self._device = device
         self._is_primary = is_primary
+        self._depth = threading.local()  # activate() nesting on each thread
 
     @classmethod
     def primary(cls, device: int = 0) -> CudaContext:
@@ -143,29 +137,55 @@ class CudaContext:
         if self._ctx is None:
             raise UserError(f"{self!r} was released: create the context again")
         self._ctx.push()
+        self._depth.n = getattr(self._depth, "n", 0) + 1
         try:
             yield self
         finally:
+            self._depth.n -= 1
             pycuda_driver().Context.pop()
 
     def release(self) -> None:
         """Drop this context (idempotent). Free its streams and buffers first.
 
-        pycuda's detach of a primary context releases it but leaves it pushed on the driver's
-        stack; this pops it, so the thread ends with the context it had before.
+        Works whatever the caller has current (`pycuda.autoinit`'s context, the primary one
+        from `pycuda.autoprimaryctx`, nothing): the thread ends with the context stack it had.
+        pycuda's detach of a primary context releases it but leaves it on the driver's stack,
+        under the caller's context that detach pushes back; both are undone here.
         """
         if self._ctx is None:
             return
+        if getattr(self._depth, "n", 0):
+            raise UserError(f"release {self!r} after its `activate()` block, not inside it")
         drv = pycuda_driver()
-        if drv.Context.get_current() is not None:
-            raise UserError("release a CudaContext outside every `activate()` block")
+        callers = drv.Context.get_current()  # pycuda's top of stack, re-pushed by detach
         self._ctx.push()
         self._ctx.detach()
         self._ctx = None
         if self._is_primary:
-            call(cuda_driver().cuCtxPopCurrent)
+            driver = cuda_driver()
+            if callers is None:
+                call(driver.cuCtxPopCurrent)  # the released primary context
+            else:
+                top = call(driver.cuCtxPopCurrent)  # the caller's, pushed back by detach
+                call(driver.cuCtxPopCurrent)  # the released primary context under it
+                call(driver.cuCtxPushCurrent, top)
 
     close = release
+
+
+def drop_frames(exc: BaseException) -> None:
+    """Free the locals of every finished frame in `exc`'s traceback (and its causes) now.
+
+    A saved exception keeps its frames' locals alive: a TensorRT builder, network or execution
+    context would be destroyed whenever the exception is, in whatever context is current then
+    (another device's, or none). Call this inside the right context; the lines stay printable.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
 
 
 def within(ctx: CudaContext | None) -> AbstractContextManager[Any]:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from helpers.anchors import centres
+from helpers.cuda import bindings
 from helpers.cuda.check import call, check, error_name
 from helpers.cuda.context import CudaContext, current_context, pycuda_driver, run_in_thread
 from helpers.cuda.evidence import ratios
@@ -176,8 +177,7 @@ class Kernels:
     """
 
     def __init__(self, cubin: bytes) -> None:
-        from cuda.bindings import driver
-
+        driver = bindings.driver()
         self._driver = driver
         self.module = call(driver.cuModuleLoadData, np.frombuffer(cubin, np.uint8).ctypes.data)
         self._head = call(driver.cuModuleGetFunction, self.module, b"head")
@@ -231,9 +231,7 @@ def in_worker(fn: Callable[[], T]) -> T:
 
 def runtime_call() -> None:
     """A first CUDA runtime call, as TensorRT makes: with no context current, it makes the primary one."""
-    from cuda.bindings import runtime as cudart
-
-    call(cudart.cudaFree, 0)
+    call(bindings.runtime().cudaFree, 0)
 
 
 def error_text(fn: Callable[[], Any]) -> str:
@@ -369,8 +367,7 @@ def foreign_stream_observations(cubin: bytes) -> dict[str, str]:
     held; only kernels of the current context fail on it. That is why the report saw zeros,
     not an exception.
     """
-    from cuda.bindings import runtime as cudart
-
+    cudart = bindings.runtime()
     private = CudaContext.private()
     with engine_buffers(private) as (stream, answer, output):
         with private.activate():

@@ -34,8 +34,9 @@ def package_versions() -> dict[str, str | None]:
 def gpu_report() -> dict[str, Any]:
     """Driver, runtime and devices through cuda-python; {"available": False, "reason"} if none."""
     try:
-        from cuda.bindings import driver, runtime
+        from helpers.cuda import bindings
 
+        driver, runtime = bindings.driver(), bindings.runtime()
         call(driver.cuInit, 0)
         count = call(driver.cuDeviceGetCount)
     except Exception as exc:  # no cuda-python, no libcuda, no device: all mean "no GPU"

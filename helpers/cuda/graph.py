@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from helpers.cuda import bindings
 from helpers.cuda.check import call, check, error_name
 from helpers.errors import UserError
 
@@ -23,11 +24,7 @@ class GraphCaptureError(UserError):
 
 
 def _runtime() -> Any:
-    try:
-        from cuda.bindings import runtime
-    except ImportError as exc:
-        raise UserError("CUDA graphs need cuda-python: pip install cuda-python") from exc
-    return runtime
+    return bindings.runtime()
 
 
 class CudaGraph:
@@ -92,8 +89,6 @@ class CudaGraph:
 
 def _discard(rt: Any, graph: Any) -> None:
     """Destroy a half-captured graph and clear the error the failed capture left behind."""
-    from helpers.cuda.context import native
-
-    if graph is not None and native(graph):
+    if graph is not None and bindings.native(graph):
         check(rt.cudaGraphDestroy(graph))
     rt.cudaGetLastError()

@@ -34,6 +34,10 @@ from helpers.trt.specs import specs_from_engine
 if TYPE_CHECKING:
     import tensorrt as trt
 
+    from helpers.cuda.context import CudaContext
+    from helpers.cuda.stream import Stream
+    from helpers.trt.specs import TensorSpec
+
 
 def tensorrt_available() -> tuple[bool, str]:
     """Whether this machine can run the TensorRT backend (real TensorRT, pycuda and a GPU), and why."""
@@ -92,6 +96,27 @@ def deserialize(plan: bytes, source: Path, device: int) -> tuple[trt.Runtime, tr
     return runtime, engine
 
 
+def _open(
+    plan: bytes, source: Path, device: int, cuda: CudaContext
+) -> tuple[trt.Runtime, trt.ICudaEngine, trt.IExecutionContext, list[TensorSpec], Stream]:
+    """Runtime, engine, execution context, I/O specs and stream, made with `cuda` current.
+
+    A function of its own so that, when it fails, its frame (holding the TensorRT objects) is
+    finished and `drop_frames` can free them inside the context.
+    """
+    from helpers.cuda.stream import Stream
+
+    runtime, engine = deserialize(plan, source, device)
+    context = engine.create_execution_context()
+    if context is None:  # e.g. not enough device memory for its activations
+        raise UserError(
+            "create_execution_context failed ("
+            + log_book().last_error("TensorRT logged no error")
+            + "); free GPU memory or build with a smaller --max profile"
+        )
+    return runtime, engine, context, specs_from_engine(engine), Stream(cuda)
+
+
 class TensorRTBackend:
     """An engine with one execution context; `method` is "v3" (default), "v2" or "graph"."""
 
@@ -107,8 +132,7 @@ class TensorRTBackend:
         timed: bool = False,
         progress: bool = True,
     ):
-        from helpers.cuda.context import CudaContext
-        from helpers.cuda.stream import Stream
+        from helpers.cuda.context import CudaContext, drop_frames
 
         self.method = check_method(method)
         self.poison = poison
@@ -117,22 +141,12 @@ class TensorRTBackend:
         self.cuda = CudaContext.primary(options.device)
         try:
             with self.cuda.activate():
-                self._runtime, self.engine = deserialize(plan, plan_path, options.device)
-                context = self.engine.create_execution_context()
-                if context is None:  # e.g. not enough device memory for its activations
-                    raise UserError(
-                        "create_execution_context failed ("
-                        + log_book().last_error("TensorRT logged no error")
-                        + "); free GPU memory or build with a smaller --max profile"
-                    )
-                self.context = context
-                self.specs = specs_from_engine(self.engine)
-                self.stream = Stream(self.cuda)
-        except BaseException:
-            with self.cuda.activate():  # TensorRT objects go while their context is current
-                self.__dict__.pop("context", None)
-                self.__dict__.pop("engine", None)
-                self.__dict__.pop("_runtime", None)
+                self._runtime, self.engine, self.context, self.specs, self.stream = _open(
+                    plan, plan_path, options.device, self.cuda
+                )
+        except BaseException as exc:
+            with self.cuda.activate():  # TensorRT objects held by the traceback go in their context
+                drop_frames(exc)
             self.cuda.release()
             raise
         self.buffers = IOBuffers(self.context, self.specs, self.cuda)
@@ -162,6 +176,7 @@ class TensorRTBackend:
         self._check_open()
         shapes = match_inputs(self.specs, inputs)
         with self._lock:
+            self._check_open()  # closed by another thread while this one waited
             with self.cuda.activate():
                 self.buffers.set_shapes(shapes)
                 self.buffers.load(inputs)
@@ -179,16 +194,17 @@ class TensorRTBackend:
 
     def close(self) -> None:
         """Free graph, buffers, stream and TensorRT objects inside their context, then release it."""
-        if self._closed:
-            return
-        with self.cuda.activate():
-            self.runner.close()
-            self.buffers.free()
-            self.stream.close()
-            # Drop every reference to the TensorRT objects while their context is current.
-            del self.runner, self.buffers, self.context, self.engine, self._runtime
-        self.cuda.release()
-        self._closed = True
+        with self._lock:  # waits for a run in progress on another thread
+            if self._closed:
+                return
+            self._closed = True
+            with self.cuda.activate():
+                self.runner.close()
+                self.buffers.free()
+                self.stream.close()
+                # Drop every reference to the TensorRT objects while their context is current.
+                del self.runner, self.buffers, self.context, self.engine, self._runtime
+            self.cuda.release()
 
     def __enter__(self) -> TensorRTBackend:
         return self

@@ -18,7 +18,7 @@ from helpers.errors import UserError
 from helpers.models import PROJECT_DIR
 from helpers.precision import PRECISIONS
 from helpers.trt.cache import BuildKey, CacheEntry, EngineCache, file_sha256
-from helpers.trt.progress import Job, ProgressState, make_monitor, make_renderer
+from helpers.trt.progress import Job, ProgressState, finish, make_monitor, make_renderer
 from helpers.trt.runtime import current_target, load_tensorrt, log_book, logger
 from helpers.trt.specs import Profile, Shape, check_profile_fits, default_profile
 
@@ -179,21 +179,23 @@ def start_build(
     reason = "rebuild asked for" if found.plan is not None else found.reason
 
     def work() -> BuildResult:
-        from helpers.cuda.context import CudaContext
+        from helpers.cuda.context import CudaContext, drop_frames
 
         cuda = CudaContext.primary(options.device)  # a new thread has no context current
         try:
             with cuda.activate():
-                plan, layers = _build_plan(path, options, profile, cache, key, state)
+                try:
+                    plan, layers = _build_plan(path, options, profile, cache, key, state)
+                except BaseException as exc:
+                    drop_frames(exc)  # builder, network, parser, config go now, in this context
+                    raise
         except BaseException:
-            if renderer is not None:
-                renderer.close(state, "cancelled" if state.cancelled else "failed")
+            finish(renderer, state, "cancelled" if state.cancelled else "failed")
             raise
         finally:
             cuda.release()
         entry = cache.store(key, path.stem, plan, layers)
-        if renderer is not None:
-            renderer.close(state, f"built {entry.plan.name}")
+        finish(renderer, state, f"built {entry.plan.name}")
         return BuildResult(plan, entry, key, False, reason)
 
     return Job(work, state)

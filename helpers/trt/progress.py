@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TextIO, TypeVar
@@ -48,13 +49,22 @@ class ProgressState:
         self._finished = 0
         self._cancelled = False
         self._listeners: list[Callable[[ProgressState], None]] = []
+        self.listener_error = ""  # the last listener failure, once one was dropped
 
     def subscribe(self, listener: Callable[[ProgressState], None]) -> None:
         self._listeners.append(listener)
 
     def _changed(self) -> None:
-        for listener in self._listeners:
-            listener(self)
+        """Tell each listener; one that raises (a closed widget, say) is dropped, never the build.
+
+        TensorRT's monitor trampoline turns any exception into a cancelled build.
+        """
+        for listener in list(self._listeners):
+            try:
+                listener(self)
+            except Exception as exc:
+                self._listeners.remove(listener)
+                self.listener_error = f"{type(exc).__name__}: {exc}"
 
     def phase_start(self, name: str, parent: str | None, steps: int) -> None:
         with self._lock:
@@ -230,6 +240,17 @@ def in_notebook() -> bool:
 def make_renderer(state: ProgressState, notebook: bool | None = None) -> TextBar | WidgetBar:
     use_widgets = in_notebook() if notebook is None else notebook
     return WidgetBar(state) if use_widgets else TextBar(state)
+
+
+def finish(renderer: TextBar | WidgetBar | None, state: ProgressState, message: str) -> None:
+    """Close the bar with `message`; a display that fails (or failed during the build) only warns."""
+    if renderer is not None:
+        try:
+            renderer.close(state, message)
+        except Exception as exc:
+            state.listener_error = f"{type(exc).__name__}: {exc}"
+    if state.listener_error:
+        warnings.warn(f"the build progress display failed ({state.listener_error})", stacklevel=2)
 
 
 def make_monitor(state: ProgressState) -> trt.IProgressMonitor:

@@ -118,6 +118,7 @@ class Runner:
         False when this engine cannot be captured: as in NVIDIA's trtexec, fall back to plain
         enqueues (once warned) rather than fail.
         """
+        from helpers.cuda.check import CudaError
         from helpers.cuda.graph import CudaGraph, GraphCaptureError
 
         key = graph_key(self._buffers)
@@ -128,7 +129,7 @@ class Runner:
         self.close()
         try:
             self._graph = CudaGraph.capture(self._enqueue, self._stream.handle)
-        except GraphCaptureError as exc:
+        except (GraphCaptureError, CudaError) as exc:  # refused enqueue, or a capture/instantiate call
             warnings.warn(f"CUDA graph capture failed ({exc}); using execute_async_v3", stacklevel=3)
             self._uncapturable = True
             return False

@@ -24,11 +24,13 @@ def tensorrt_timings(
 ) -> dict[str, Any]:
     """CUDA-event laps (h2d, infer, d2h) and wall time per call for each method, one engine."""
     from helpers.trt.backend import TensorRTBackend
+    from helpers.trt.build import BuildOptions
     from helpers.trt.runner import check_method
 
-    backend = TensorRTBackend(model, poison=False, timed=True, progress=False)
+    width, height = size
+    options = BuildOptions(sizes=((1, 3, height, width),))  # the profile must take this size
+    backend = TensorRTBackend(model, options=options, poison=False, timed=True, progress=False)
     try:
-        width, height = size
         inputs = {backend.inputs[0].name: np.random.default_rng(0).random((1, 3, height, width), np.float32)}
 
         def step() -> dict[str, float]:

@@ -1,0 +1,67 @@
+"""cuda-python's driver and runtime modules, whichever layout the installed version has.
+
+cuda-python 12.6.1 moved `cuda.cuda` / `cuda.cudart` to `cuda.bindings.driver` / `.runtime`,
+and only 12.9.1 added `cuda.bindings.utils.get_cuda_native_handle` (NVIDIA's samples pin
+12.8/12.9.0). Users arrive with any of them, so both layouts work and handles fall back to
+`int()`, which every version accepts (newer ones with a deprecation warning).
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+from helpers.errors import UserError
+
+INSTALL_HINT = "pip install 'cuda-python>=12.9.1,<13' (CUDA 12) or 'cuda-python>=13,<14' (CUDA 13)"
+_LAYOUTS = {
+    "driver": ("cuda.bindings.driver", "cuda.cuda"),
+    "runtime": ("cuda.bindings.runtime", "cuda.cudart"),
+}
+
+
+@cache
+def _module(kind: str) -> ModuleType:
+    for name in _LAYOUTS[kind]:
+        try:
+            with warnings.catch_warnings():  # the old layout warns that it is deprecated
+                warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
+                return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise UserError(f"cuda-python is not installed (no cuda.bindings.{kind}): {INSTALL_HINT}")
+
+
+def driver() -> Any:
+    """The CUDA driver API module (`cuda.bindings.driver`, or `cuda.cuda` before 12.6.1)."""
+    return _module("driver")
+
+
+def runtime() -> Any:
+    """The CUDA runtime API module (`cuda.bindings.runtime`, or `cuda.cudart` before 12.6.1)."""
+    return _module("runtime")
+
+
+@cache
+def _native_handle() -> Any:
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:  # cuda-python before 12.9.1
+        return None
+    return get_cuda_native_handle
+
+
+def native(handle: Any) -> int:
+    """The integer value of a cuda-python handle object (CUcontext, CUstream, CUgraph, ...)."""
+    get = _native_handle()
+    if get is None or isinstance(handle, int):
+        return int(handle)
+    return int(get(handle))
+
+
+def has_native_handle() -> bool:
+    """Whether this cuda-python has `get_cuda_native_handle` (12.9.1 and newer)."""
+    return _native_handle() is not None

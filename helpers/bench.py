@@ -64,10 +64,11 @@ def gpu_runners(model: Path, size: tuple[int, int], repeat: int, report: BenchRe
 
     trt_ok, trt_why = tensorrt_available()
     if trt_ok:
+        from helpers.trt.runtime import EMULATOR, is_emulator
         from helpers.trt.timing import tensorrt_timings
 
         found = tensorrt_timings(model, size, iterations=repeat)
-        prefix = "tensorrt"
+        prefix = EMULATOR if is_emulator() else "tensorrt"
     else:
         report.skipped["tensorrt"] = trt_why
         gpu_ok, gpu_why = gpu_check()

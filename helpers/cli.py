@@ -248,7 +248,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bench.gpu_runners(model, ort_detector.input_size, args.repeat, report)
     if "tensorrt" not in report.skipped:
         trt = make_backend("tensorrt", model, sizes=[ort_detector.input_size])
-        report.pipeline["tensorrt"] = bench.stage_samples(Detector(trt, size), image, args.repeat)
+        report.pipeline[trt.name] = bench.stage_samples(Detector(trt, size), image, args.repeat)
     bench.add_ratios(report)
     print(bench.format_report(report))
     if args.json:

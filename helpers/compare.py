@@ -55,8 +55,15 @@ class Config:
         )
 
     def label(self) -> str:
+        """'scrfd_2.5g/tensorrt/fp32/640x640'; a TensorRT side run by trtemu says so."""
         w, h = self.input_size
-        return f"{self.model.stem}/{self.backend}/{self.precision}/{w}x{h}"
+        text = f"{self.model.stem}/{self.backend}/{self.precision}/{w}x{h}"
+        if self.backend == "tensorrt":
+            from helpers.trt.runtime import EMULATOR, is_emulator
+
+            if is_emulator():
+                text += f" ({EMULATOR})"
+        return text
 
 
 @dataclass(frozen=True)
@@ -248,8 +255,8 @@ def to_json(a: Config, b: Config, rows: list[ImageComparison]) -> dict:
     from dataclasses import asdict
 
     return {
-        "a": {**asdict(a), "model": str(a.model)},
-        "b": {**asdict(b), "model": str(b.model)},
+        "a": {**asdict(a), "model": str(a.model), "label": a.label()},
+        "b": {**asdict(b), "model": str(b.model), "label": b.label()},
         "images": [
             {
                 "image": r.image,

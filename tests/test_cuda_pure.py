@@ -127,7 +127,12 @@ def test_tensorrt_stubs_are_not_tensorrt(monkeypatch: pytest.MonkeyPatch) -> Non
     assert tensorrt_report()["usable"] is False
     real = types.SimpleNamespace(Builder=object, __version__="10.13.0.35")
     monkeypatch.setitem(sys.modules, "tensorrt", real)
-    assert tensorrt_report() == {"usable": True, "version": "10.13.0.35"}
+    assert tensorrt_report() == {"usable": True, "version": "10.13.0.35", "emulator": False}
+    emulator = types.SimpleNamespace(Builder=object, __version__="10.4.0", __trtemu__=True)
+    monkeypatch.setitem(sys.modules, "tensorrt", emulator)
+    report = tensorrt_report()
+    assert report["emulator"] and report["version"].endswith("trtemu (TensorRT API emulator, not TensorRT)")
+    assert "not TensorRT" in format_report({**doctor(), "tensorrt": report})
 
 
 def test_doctor_without_gpu_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,3 +217,96 @@ def test_recorded_evidence_is_labelled(tmp_path: Path) -> None:
     assert "x: CUDA_ERROR_INVALID_HANDLE  [as expected]" in text and "missing: -" in text
     assert recorded_source(path).endswith("command: python3 scripts/gpu_evidence.py")
     assert recorded_checks(path=tmp_path / "none.json").startswith("no recorded evidence")
+
+
+def test_handles_fall_back_to_int_without_get_cuda_native_handle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cuda-python before 12.9.1 (NVIDIA's samples pin 12.8 / 12.9.0) has no get_cuda_native_handle."""
+    from helpers.cuda import bindings
+
+    class Handle:
+        def __int__(self) -> int:
+            return 0x1234
+
+    bindings._native_handle.cache_clear()
+    monkeypatch.setitem(sys.modules, "cuda.bindings.utils", types.ModuleType("cuda.bindings.utils"))
+    try:
+        assert not bindings.has_native_handle()
+        assert bindings.native(Handle()) == 0x1234
+    finally:
+        bindings._native_handle.cache_clear()
+
+
+def test_old_cuda_python_layout_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cuda-python 12.6.0 and older: `cuda.cuda` / `cuda.cudart`, no `cuda.bindings`."""
+    from helpers.cuda import bindings
+
+    old_driver = types.ModuleType("cuda.cuda")
+    monkeypatch.setitem(sys.modules, "cuda.bindings.driver", None)  # None: import fails
+    monkeypatch.setitem(sys.modules, "cuda.cuda", old_driver)
+    assert bindings.driver() is old_driver
+    monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", None)
+    monkeypatch.setitem(sys.modules, "cuda.cudart", None)
+    with pytest.raises(UserError, match=r"cuda-python is not installed.*cuda-python>=12\.9\.1,<13"):
+        bindings.runtime()
+
+
+@pytest.mark.parametrize(
+    ("driver", "builds", "cuda_python", "expected"),
+    [
+        (13, {"tensorrt": 13, "cuda-python": 13, "cupy": 13}, (13, 0, 1), []),
+        (12, {"tensorrt": 12, "cuda-python": 13}, (13, 0, 1), ["cuda-python is a CUDA 13 build", "two CUDA"]),
+        (12, {"cupy": 13}, None, ["cupy is a CUDA 13 build but the driver supports CUDA 12"]),
+        (13, {"tensorrt": 12, "cuda-python": 13}, (13, 1, 0), ["pip install 'cuda-python>=12.9.1,<13'"]),
+        (12, {"tensorrt": 12, "cuda-python": 12}, (12, 8, 0), ["predates 12.9.1"]),
+        (None, {"tensorrt": 13}, (12, 9, 1), []),
+    ],
+)
+def test_version_notes_name_each_mismatch(driver, builds, cuda_python, expected) -> None:
+    from helpers.cuda.versions import version_notes
+
+    notes = " | ".join(version_notes(driver, builds, cuda_python))
+    for text in expected:
+        assert text in notes
+    assert bool(notes) == bool(expected)
+
+
+def test_installed_cuda_builds_are_read_from_distribution_names() -> None:
+    from importlib import metadata
+
+    from helpers.cuda.versions import cuda_builds, cuda_python_version
+
+    builds = cuda_builds()
+    version = cuda_python_version()
+    if version is None:
+        pytest.skip("cuda-python is not installed here")
+    assert builds["cuda-python"] == version[0] == int(metadata.version("cuda-bindings").split(".")[0])
+
+
+def test_drop_frames_frees_what_a_failed_call_held() -> None:
+    """The locals of a finished frame (a TensorRT builder, say) go when asked, not with the exception."""
+    import gc
+    import weakref
+
+    from helpers.cuda.context import drop_frames
+
+    class Builder:
+        pass
+
+    def build(ref: list) -> None:
+        builder = Builder()
+        ref.append(weakref.ref(builder))
+        raise ValueError("parse failed")
+
+    refs: list = []
+    try:
+        try:
+            build(refs)
+        except ValueError as inner:
+            raise UserError("could not build") from inner
+    except UserError as exc:
+        gc.collect()
+        assert refs[0]() is not None  # kept alive by the traceback
+        drop_frames(exc)
+        gc.collect()
+        assert refs[0]() is None
+        assert "parse failed" in str(exc.__cause__)

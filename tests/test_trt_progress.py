@@ -9,7 +9,16 @@ import time
 
 import pytest
 
-from helpers.trt.progress import Job, ProgressState, TextBar, WidgetBar, in_notebook, make_renderer, text_line
+from helpers.trt.progress import (
+    Job,
+    ProgressState,
+    TextBar,
+    WidgetBar,
+    finish,
+    in_notebook,
+    make_renderer,
+    text_line,
+)
 
 
 def nested() -> ProgressState:
@@ -166,3 +175,32 @@ def test_ctrl_c_while_waiting_cancels_instead_of_abandoning_the_build():
     job = Job(build, state)
     assert job.wait() == "cancelled"
     assert job.done()
+
+
+def test_a_failing_display_is_dropped_and_never_cancels_the_build():
+    """A closed widget comm raising in a listener must not turn into step_complete() == False."""
+    state = ProgressState()
+    seen = []
+
+    def broken(_state):
+        raise RuntimeError("comm closed")
+
+    state.subscribe(broken)
+    state.subscribe(lambda s: seen.append(s.describe()))
+    state.phase_start("Building Engine", None, 2)
+    assert state.step_complete("Building Engine", 0) is True
+    assert state.step_complete("Building Engine", 1) is True
+    assert state.listener_error == "RuntimeError: comm closed"
+    assert seen[-1] == "Building Engine 2/2"  # the healthy listener still hears every event
+
+
+def test_finish_warns_about_a_failed_display_instead_of_raising():
+    state = ProgressState()
+
+    class Closed:
+        def close(self, state, message):
+            raise OSError("widget gone")
+
+    with pytest.warns(UserWarning, match="progress display failed .*widget gone"):
+        finish(Closed(), state, "built x.plan")
+    finish(None, ProgressState(), "built x.plan")  # no display, no failure: silent

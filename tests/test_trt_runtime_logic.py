@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -109,3 +111,111 @@ def test_methods_and_failure_message():
     text = str(enqueue_failure("execute_async_v3", "Address is not set for input tensor input.1"))
     assert text.startswith("execute_async_v3 returned False (Address is not set")
     assert "python -m helpers doctor --explain" in text
+
+
+class FakeCuda:
+    """Stands in for CudaContext: activation is a no-op, release is counted."""
+
+    def __init__(self) -> None:
+        self.released = 0
+
+    def activate(self):
+        import contextlib
+
+        return contextlib.nullcontext(self)
+
+    def release(self) -> None:
+        self.released += 1
+
+
+class FakeBuffers:
+    def __init__(self) -> None:
+        self.specs, self.shapes, self.freed = [], {"input.1": (1, 3, 640, 640)}, False
+
+    def addresses(self) -> dict:
+        return {"input.1": 0x1000}
+
+    def copy_inputs(self, stream) -> None: ...
+
+    def copy_outputs(self, stream) -> None: ...
+
+    def free(self) -> None:
+        self.freed = True
+
+
+class FakeStream:
+    handle = 0x77
+
+    def synchronize(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def test_graph_capture_failing_in_a_cuda_call_falls_back_to_v3(monkeypatch):
+    """Begin-capture, synchronize or instantiate raising CudaError must not bypass the fallback."""
+    from helpers.cuda.check import CudaError
+    from helpers.cuda.graph import CudaGraph
+    from helpers.trt.runner import Runner
+
+    enqueued = []
+
+    class Context:
+        def execute_async_v3(self, stream_handle):
+            enqueued.append(stream_handle)
+            return True
+
+    def refuse(enqueue, stream):
+        raise CudaError("cudaErrorStreamCaptureUnsupported", 900, "cudaStreamBeginCapture")
+
+    monkeypatch.setattr(
+        CudaGraph, "capture", classmethod(lambda cls, enqueue, stream: refuse(enqueue, stream))
+    )
+    runner = Runner(Context(), FakeBuffers(), FakeStream(), FakeCuda())
+    with pytest.warns(UserWarning, match="CUDA graph capture failed .*StreamCaptureUnsupported"):
+        runner.run("graph")
+    runner.run("graph")  # remembered as uncapturable: no second attempt, no second warning
+    assert enqueued == [0x77, 0x77]
+
+
+def test_close_waits_for_a_run_in_progress_on_another_thread():
+    """close() from one thread while another runs must not free buffers in use."""
+    import threading
+
+    from helpers.trt.backend import TensorRTBackend
+
+    backend = TensorRTBackend.__new__(TensorRTBackend)
+    cuda, buffers = FakeCuda(), FakeBuffers()
+    backend.__dict__.update(
+        cuda=cuda,
+        buffers=buffers,
+        stream=FakeStream(),
+        runner=types.SimpleNamespace(close=lambda: None),
+        context=object(),
+        engine=object(),
+        _runtime=object(),
+        _lock=threading.Lock(),
+        _closed=False,
+    )
+    backend._lock.acquire()  # a run holds the lock
+    closer = threading.Thread(target=backend.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive() and not buffers.freed and cuda.released == 0
+    backend._lock.release()  # the run ends
+    closer.join(5)
+    assert buffers.freed and cuda.released == 1
+    with pytest.raises(UserError, match="was closed"):
+        backend.run({"input.1": np.zeros((1, 3, 640, 640), np.float32)})
+    backend.close()  # idempotent
+    assert cuda.released == 1
+
+
+def test_emulator_is_named_wherever_tensorrt_is_described(monkeypatch):
+    from helpers.trt.runtime import EMULATOR, describe_tensorrt, is_emulator
+
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(Builder=object, __version__="10.13.0"))
+    assert not is_emulator() and describe_tensorrt("10.13.0") == "TensorRT 10.13.0"
+    fake = types.SimpleNamespace(Builder=object, __version__="10.4.0", __trtemu__=True)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    assert is_emulator()
+    assert describe_tensorrt("10.4.0") == f"{EMULATOR} 10.4.0" and "not TensorRT" in EMULATOR

@@ -14,16 +14,16 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
+from helpers.cuda.versions import CUDA_PYTHON_PINS
 from helpers.errors import UserError
 
-INSTALL_HINT = "pip install 'cuda-python>=12.9.1,<13' (CUDA 12) or 'cuda-python>=13,<14' (CUDA 13)"
+INSTALL_HINT = " or ".join(f"pip install '{pin}' (CUDA {major})" for major, pin in CUDA_PYTHON_PINS.items())
 _LAYOUTS = {
     "driver": ("cuda.bindings.driver", "cuda.cuda"),
     "runtime": ("cuda.bindings.runtime", "cuda.cudart"),
 }
 
 
-@cache
 def _module(kind: str) -> ModuleType:
     for name in _LAYOUTS[kind]:
         try:

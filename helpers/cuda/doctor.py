@@ -77,7 +77,12 @@ def tensorrt_report() -> dict[str, Any]:
         return {"usable": False, "detail": f"not importable ({type(exc).__name__}: {exc})"}
     if not hasattr(trt, "Builder"):
         return {"usable": False, "detail": "only an empty `tensorrt` namespace (type stubs?)"}
-    return {"usable": True, "version": getattr(trt, "__version__", "unknown")}
+    version = str(getattr(trt, "__version__", "unknown"))
+    if getattr(trt, "__trtemu__", False):  # the API emulator: label it, never pass it off as TensorRT
+        from helpers.trt.runtime import EMULATOR
+
+        return {"usable": True, "version": f"{version}, {EMULATOR}", "emulator": True}
+    return {"usable": True, "version": version, "emulator": False}
 
 
 def onnxruntime_providers() -> list[str] | None:
@@ -112,24 +117,36 @@ def advice(report: dict[str, Any]) -> list[str]:
             "pycuda.autoinit is loaded: it makes a private context; use pycuda.autoprimaryctx "
             "or CudaContext.primary() so TensorRT, torch and pycuda share one context."
         )
+    notes += report.get("cuda_versions", [])
     if report["context"].get("is_primary") is False:
         notes.append("A non-primary context is current on this thread: TensorRT will use it here.")
     return notes
 
 
+def cuda_version_notes(gpu: dict[str, Any]) -> list[str]:
+    """CUDA builds that do not fit the driver or each other (see helpers.cuda.versions)."""
+    from helpers.cuda.versions import cuda_builds, cuda_python_version, version_notes
+
+    driver = gpu.get("driver_cuda_version")
+    major = int(driver.split(".")[0]) if driver else None
+    return version_notes(major, cuda_builds(), cuda_python_version())
+
+
 def doctor() -> dict[str, Any]:
     """Everything above as one plain dict (JSON-serialisable)."""
     loaded = [name for name in CUDA_USERS if name in sys.modules]  # before we import any
-    report = {
+    gpu = gpu_report()
+    report: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "gpu": gpu_report(),
+        "gpu": gpu,
         "packages": package_versions(),
         "tensorrt": tensorrt_report(),
         "onnxruntime_providers": onnxruntime_providers(),
         "context": context_report(),
         "cuda_users_loaded": loaded,
     }
+    report["cuda_versions"] = cuda_version_notes(gpu)
     report["advice"] = advice(report)
     return report
 

@@ -22,8 +22,11 @@ from helpers.trt.build import DEFAULT_CACHE_DIR, BuildOptions, build_engine
 from helpers.trt.cache import describe_mismatch, plan_manifest
 from helpers.trt.runner import Runner, check_method
 from helpers.trt.runtime import (
+    EMULATOR,
     current_target,
+    describe_tensorrt,
     device_identity,
+    is_emulator,
     load_tensorrt,
     log_book,
     logger,
@@ -50,7 +53,7 @@ def tensorrt_available() -> tuple[bool, str]:
         name, capability = device_identity(0)
     except UserError as exc:
         return False, f"TensorRT {detail} is installed but no CUDA GPU is usable: {exc}"
-    return True, f"TensorRT {detail} on {name} (sm {capability})"
+    return True, f"{describe_tensorrt(detail)} on {name} (sm {capability})"
 
 
 def load_plan(
@@ -149,6 +152,8 @@ class TensorRTBackend:
                 drop_frames(exc)
             self.cuda.release()
             raise
+        if is_emulator():  # results made under trtemu carry its name wherever they go
+            self.name = f"tensorrt ({EMULATOR})"
         self.buffers = IOBuffers(self.context, self.specs, self.cuda)
         self.runner = Runner(self.context, self.buffers, self.stream, self.cuda, timed)
         self._lock = threading.Lock()  # one context, one set of buffers: one run at a time

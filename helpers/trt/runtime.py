@@ -44,6 +44,23 @@ def tensorrt_status() -> tuple[bool, str]:
     return True, version
 
 
+EMULATOR = "trtemu (TensorRT API emulator, not TensorRT)"
+
+
+def is_emulator() -> bool:
+    """True when `tensorrt` is trtemu, the API emulator used to run this code without TensorRT.
+
+    Its timings and numerics are ONNX Runtime's on the CPU: every report must say so.
+    """
+    module = sys.modules.get("tensorrt")
+    return bool(getattr(module, "__trtemu__", False)) and tensorrt_status()[0]
+
+
+def describe_tensorrt(version: str) -> str:
+    """'TensorRT 10.13.0', or the emulator's name and version when that is what is loaded."""
+    return f"{EMULATOR} {version}" if is_emulator() else f"TensorRT {version}"
+
+
 def load_tensorrt() -> ModuleType:
     """The real `tensorrt` module, or a UserError that says how to install it.
 
@@ -119,12 +136,17 @@ def logger() -> trt.ILogger:
     load_tensorrt()
     import tensorrt as trt
 
+    kept = frozenset(getattr(trt.ILogger.Severity, name) for name in _KEPT)
+
     class _BookLogger(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
 
         def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-            _BOOK.record(severity.name, msg)
+            # An ILogger subclass receives every severity (only trt.Logger filters): during a
+            # build that is thousands of VERBOSE lines, each crossing into Python.
+            if severity in kept:
+                _BOOK.record(severity.name, msg)
 
     return _BookLogger()
 

@@ -57,7 +57,8 @@ class Report:
         self.lines += [
             f"### {title}",
             "",
-            f"`{(prefix + ' ') if prefix else ''}{' '.join(cmd)}` → exit {result.returncode} in {seconds:.1f} s",
+            f"`{prefix} {' '.join(cmd)}`".replace("` ", "`")
+            + f" → exit {result.returncode} in {seconds:.1f} s",
             "",
             "```",
             shown,
@@ -70,6 +71,10 @@ class Report:
             self.failed.append(title)
         print(f"{'ok  ' if result.returncode == 0 else 'FAIL'} {title} ({seconds:.1f} s)", flush=True)
         return output
+
+
+def sides(model: Path) -> list[str]:
+    return ["--a", f"model={model},backend=onnxruntime", "--b", f"model={model},backend=tensorrt"]
 
 
 def main() -> int:
@@ -117,16 +122,15 @@ def main() -> int:
                 method,
             ],
         )
+    two_sizes = ["--input-size", "640", "--input-size", "160"]
     report.step(
         "detect at two sizes",
-        [*cli, "detect", *images, "--model", str(dynamic), "--backend", "tensorrt"]
-        + ["--input-size", "640", "--input-size", "160"],
+        [*cli, "detect", *images, "--model", str(dynamic), "--backend", "tensorrt", *two_sizes],
     )
     for model in sorted(models.glob("*.onnx")):
         report.step(
             f"compare ONNX Runtime vs TensorRT, {model.name}",
-            [*cli, "compare", *images, "--a", f"model={model},backend=onnxruntime"]
-            + ["--b", f"model={model},backend=tensorrt"],
+            [*cli, "compare", *images, *sides(model)],
             tail=12,
         )
     report.step("bench", [*cli, "bench", "--model", str(dynamic), "--repeat", "50"])

@@ -19,17 +19,18 @@ from helpers.errors import UserError
 
 INSTALL_HINT = " or ".join(f"pip install '{pin}' (CUDA {major})" for major, pin in CUDA_PYTHON_PINS.items())
 _LAYOUTS = {
-    "driver": ("cuda.bindings.driver", "cuda.cuda"),
-    "runtime": ("cuda.bindings.runtime", "cuda.cudart"),
+    "driver": (("cuda.bindings", "driver"), ("cuda", "cuda")),
+    "runtime": (("cuda.bindings", "runtime"), ("cuda", "cudart")),
 }
 
 
 def _module(kind: str) -> ModuleType:
-    for name in _LAYOUTS[kind]:
+    for package, name in _LAYOUTS[kind]:
         try:
             with warnings.catch_warnings():  # the old layout warns that it is deprecated
                 warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
-                return importlib.import_module(name)
+                importlib.import_module(package)  # honours a package blocked in sys.modules
+                return importlib.import_module(f"{package}.{name}")
         except ImportError:
             continue
     raise UserError(f"cuda-python is not installed (no cuda.bindings.{kind}): {INSTALL_HINT}")

@@ -153,7 +153,7 @@ class TensorRTBackend:
             self.cuda.release()
             raise
         if is_emulator():  # results made under trtemu carry its name wherever they go
-            self.name = f"tensorrt ({EMULATOR})"
+            self.name = EMULATOR
         self.buffers = IOBuffers(self.context, self.specs, self.cuda)
         self.runner = Runner(self.context, self.buffers, self.stream, self.cuda, timed)
         self._lock = threading.Lock()  # one context, one set of buffers: one run at a time

@@ -15,10 +15,12 @@ SCRFD_IMAGE_DIR or the generated samples):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +73,15 @@ class Report:
             self.failed.append(title)
         print(f"{'ok  ' if result.returncode == 0 else 'FAIL'} {title} ({seconds:.1f} s)", flush=True)
         return output
+
+    def check(self, title: str, ok: bool, detail: str) -> None:
+        """A claim about what the steps produced, counted like a step."""
+        self.lines += [f"- {'PASS' if ok else 'FAIL'}: {title} ({detail})", ""]
+        if ok:
+            self.passed += 1
+        else:
+            self.failed.append(title)
+        print(f"{'ok  ' if ok else 'FAIL'} {title}", flush=True)
 
 
 def sides(model: Path) -> list[str]:
@@ -127,11 +138,21 @@ def main() -> int:
         "detect at two sizes",
         [*cli, "detect", *images, "--model", str(dynamic), "--backend", "tensorrt", *two_sizes],
     )
+    scratch = Path(tempfile.mkdtemp())
     for model in sorted(models.glob("*.onnx")):
+        found = scratch / f"{model.stem}.json"
         report.step(
             f"compare ONNX Runtime vs TensorRT, {model.name}",
-            [*cli, "compare", *images, *sides(model)],
-            tail=12,
+            [*cli, "compare", *images, *sides(model), "--json", str(found)],
+            tail=60,
+        )
+        verdicts = (
+            [row["verdict"] for row in json.loads(found.read_text())["images"]] if found.exists() else []
+        )
+        report.check(
+            f"{model.name}: same faces as ONNX Runtime on every image",
+            len(verdicts) == len(images) and set(verdicts) == {"same faces"},
+            f"verdicts: {verdicts}",
         )
     report.step("bench", [*cli, "bench", "--model", str(dynamic), "--repeat", "50"])
     wide = ["--input-size", "1280", "736"]

@@ -17,6 +17,7 @@ from helpers.atomic import write_bytes
 from helpers.errors import UserError
 from helpers.models import PROJECT_DIR
 from helpers.precision import PRECISIONS
+from helpers.trt.autocast import autocast_fp16
 from helpers.trt.cache import BuildKey, CacheEntry, EngineCache, file_sha256
 from helpers.trt.progress import Job, ProgressState, finish, make_monitor, make_renderer
 from helpers.trt.runtime import current_target, load_tensorrt, log_book, logger
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 DEFAULT_CACHE_DIR = PROJECT_DIR / "data" / "engines"  # git-ignored
 MAX_OPT_LEVEL = 5
-AUTOCAST_HINT = "pip install nvidia-modelopt[onnx]"
 
 
 @dataclass(frozen=True)
@@ -201,23 +201,6 @@ def start_build(
     return Job(work, state)
 
 
-def autocast_fp16(onnx_path: Path, out_path: Path) -> Path:
-    """An FP16 copy of the model (FP32 I/O kept) made by ModelOpt AutoCast, for TensorRT 11."""
-    if out_path.exists():
-        return out_path
-    try:
-        from modelopt.onnx.autocast import convert_to_mixed_precision
-    except ImportError:
-        raise UserError(
-            f"FP16 on TensorRT 11+ needs an FP16 ONNX made by NVIDIA ModelOpt AutoCast: {AUTOCAST_HINT}"
-        ) from None
-    model = convert_to_mixed_precision(
-        onnx_path=str(onnx_path), low_precision_type="fp16", keep_io_types=True
-    )
-    write_bytes(out_path, model.SerializeToString())
-    return out_path
-
-
 def _build_plan(
     onnx_path: Path,
     options: BuildOptions,
@@ -237,7 +220,7 @@ def _build_plan(
     )
     source = onnx_path
     if route.autocast:
-        source = autocast_fp16(onnx_path, cache.root / f"{onnx_path.stem}-{key.onnx_sha256[:12]}.fp16.onnx")
+        source = autocast_fp16(onnx_path, cache.root, profile.opt if profile else None)
     log_book().clear()
     builder = trt.Builder(logger())
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if route.strongly_typed else 0

@@ -74,7 +74,7 @@ def _heatmap(ax: Axes, smap: ScoreMap, threshold: float | None) -> None:
     """
     level = np.clip(score_norm()(smap.scores), 0, 1)
     rgba = ScalarMappable(cmap=CMAP).to_rgba(level, norm=False)
-    rgba[..., 3] = np.clip(2.5 * level, 0, 0.7)
+    rgba[..., 3] = np.clip(2.5 * level, 0, 0.6)
     ax.imshow(rgba, extent=smap.extent, interpolation="nearest")
     shade = np.zeros((*smap.padding.shape, 4))
     shade[smap.padding] = PADDING

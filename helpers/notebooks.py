@@ -7,13 +7,34 @@ SCRFD_MODEL_DIR reaches the kernel). nbformat and nbclient come with the `notebo
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+from helpers.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+BENCHMARKS = ROOT / "benchmarks"
 LAST = 8  # 08 is the last notebook: it points to no next one
 _LINK = re.compile(r"\]\((\d\d)_[\w.-]+\.ipynb\)")
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """A module of benchmarks/ (such as the faithful insightface reference), loaded from its file.
+
+    benchmarks/ stays outside the package on purpose, so no sys.path edit is needed and the
+    kernel's working folder does not matter: the path comes from this checkout's location.
+    """
+    path = BENCHMARKS / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks.{name}", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise UserError(f"no {path}: benchmarks/ comes with a clone of the repository, not with the package")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def notebook_files(folder: Path = NOTEBOOKS) -> list[Path]:
@@ -21,9 +42,10 @@ def notebook_files(folder: Path = NOTEBOOKS) -> list[Path]:
     return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
 
 
-def execute(path: Path, timeout: int = 300, allow_errors: bool = False) -> Any:
+def execute(path: Path, timeout: int = 300, allow_errors: bool = False, cwd: Path | None = None) -> Any:
     """The notebook at `path`, executed top to bottom; raises on the first failing cell unless
-    `allow_errors` (then every cell runs and errors stay in the outputs)."""
+    `allow_errors` (then every cell runs and errors stay in the outputs). The kernel starts in
+    the notebook's folder, as JupyterLab starts it, unless `cwd` says otherwise."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -33,7 +55,7 @@ def execute(path: Path, timeout: int = 300, allow_errors: bool = False) -> Any:
         timeout=timeout,
         kernel_name="python3",
         allow_errors=allow_errors,
-        resources={"metadata": {"path": str(path.parent)}},
+        resources={"metadata": {"path": str(cwd or path.parent)}},
     )
     client.execute()
     return nb
@@ -45,6 +67,21 @@ def output_problems(nb: Any) -> list[str]:
         f"cell {i} has {'outputs' if cell.get('outputs') else 'an execution count'}"
         for i, cell in enumerate(nb.cells)
         if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
+
+
+# Code that only works while the kernel runs in notebooks/: a sys.path edit or a "../" path.
+_CWD_DEPENDENT = re.compile(r"sys\.path|[\"']\.\./")
+
+
+def cwd_dependencies(nb: Any) -> list[str]:
+    """Code lines that depend on the kernel's working folder (use helpers.notebooks.ROOT instead)."""
+    return [
+        f"cell {i}: {line.strip()}"
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if _CWD_DEPENDENT.search(line)
     ]
 
 

@@ -61,7 +61,7 @@ class Cell:
     score: float
     distances: np.ndarray  # (4,) raw left, top, right, bottom in strides, as in the tensor
     kps: np.ndarray | None  # (10,) raw landmark offsets in strides, as in the tensor
-    centre: tuple[float, float]  # anchor point on the canvas
+    anchor_point: tuple[float, float]  # (x * s, y * s) on the canvas: the cell's top-left corner
     faces: Faces  # the one decoded face, canvas pixels
     original: Faces  # the same face in original-image pixels
     padding: bool
@@ -194,6 +194,42 @@ def top_cells(detection: Detection, layout: Layout, stride: int, anchor: int, co
     scores = score_map(detection, layout, stride, anchor).scores
     best = np.argsort(-scores, axis=None, kind="stable")[:count]
     return [CellIndex(stride, anchor, int(i % scores.shape[1]), int(i // scores.shape[1])) for i in best]
+
+
+def best_face_map(detection: Detection, layout: Layout) -> tuple[int, int] | None:
+    """(stride, anchor) of the map that produced the best kept face; None when no face was kept."""
+    if not len(detection.faces):
+        return None
+    where = face_cell(detection, layout, 0)
+    return where.stride, where.anchor
+
+
+def best_face_cell(detection: Detection, layout: Layout, stride: int, anchor: int) -> CellIndex:
+    """The cell of one map to show first: where this map meets the best face.
+
+    The best kept face this map produced, if any; else this map's best cell on the best
+    face (anchor point inside its box, or the nearest one for a face smaller than a cell),
+    so the table shows what this stride made of that face; with no face at all, the map's
+    best cell.
+    """
+    cands = detection.candidates
+    own = np.flatnonzero(
+        (cands.stride[detection.kept] == stride) & (cands.row[detection.kept] % layout.anchors == anchor)
+    )
+    if own.size:
+        return face_cell(detection, layout, int(own[0]))
+    if not len(detection.faces):
+        return top_cells(detection, layout, stride, anchor, 1)[0]
+    scores = score_map(detection, layout, stride, anchor).scores
+    ys, xs = np.mgrid[: scores.shape[0], : scores.shape[1]] * stride
+    x1, y1, x2, y2 = cands.boxes[detection.kept[0]]
+    inside = (xs >= x1) & (xs <= x2) & (ys >= y1) & (ys <= y2)
+    if inside.any():
+        flat = int(np.argmax(np.where(inside, scores, -np.inf)))
+    else:
+        flat = int(np.argmin((xs - (x1 + x2) / 2) ** 2 + (ys - (y1 + y2) / 2) ** 2))
+    y, x = divmod(flat, scores.shape[1])
+    return CellIndex(stride, anchor, x, y)
 
 
 def redecode(detection: Detection, layout: Layout, score_threshold: float, nms_threshold: float) -> Detection:

@@ -1,8 +1,10 @@
 """Notebook 07 in a real browser: JupyterLab runs it, Chromium shows the explorer, its sliders redraw it.
 
 The unit tests prove the numbers; this proves the reader's path: the widgets
-render in JupyterLab, the kernel answers them, and the figure really changes.
-Screenshots land in artifacts/browser/ (for CI) and one in docs/explorer.png.
+render in JupyterLab, the kernel answers them, the figure really changes, and in a
+1400x900 window with the file browser open the figure and its controls are in view
+together. Screenshots land in artifacts/browser/ (for CI) and the window in
+docs/explorer.png.
 """
 
 from __future__ import annotations
@@ -47,6 +49,17 @@ LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"},
 }
 START_S, RUN_S, REDRAW_S = 60, 90, 30
+# A common laptop window, with JupyterLab's file browser open beside the notebook.
+VIEWPORT = {"width": 1400, "height": 900}
+# What the reader must see at once: the picture and the controls that change it.
+IN_VIEW = (
+    "img.scrfd-figure",
+    ".scrfd-image",
+    ".scrfd-stride",
+    ".scrfd-threshold",
+    ".scrfd-nms",
+    ".scrfd-cell",
+)
 # JupyterLab renders a cell's exception as a stderr-typed output that holds the traceback.
 ERROR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
 
@@ -212,17 +225,54 @@ def _no_errors(page) -> None:
     assert errors.count() == 0, f"a notebook cell raised: {errors.first.inner_text()[-600:]}"
 
 
+def _open_file_browser(page) -> None:
+    """Show the file browser in the left sidebar, as a reader usually has it."""
+    panel = page.locator("#filebrowser")
+    if not panel.is_visible():
+        page.locator(".jp-SideBar.jp-mod-left [data-id='filebrowser']").click()
+    panel.wait_for(state="visible")
+
+
+# Scrolls the explorer's top to the top of the notebook's scroller, then lists the selectors
+# whose box is not wholly inside what that scroller shows of the window.
+OUT_OF_VIEW_JS = """selectors => {
+    const explorer = document.querySelector('.scrfd-explorer');
+    explorer.scrollIntoView({block: 'start'});
+    let box = explorer.parentElement;
+    while (box && box.scrollHeight <= box.clientHeight) box = box.parentElement;
+    const v = box.getBoundingClientRect();
+    const top = Math.max(v.top, 0), bottom = Math.min(v.bottom, window.innerHeight);
+    const left = Math.max(v.left, 0), right = Math.min(v.right, window.innerWidth);
+    const inside = r => r.width > 0 && r.top >= top - 1 && r.bottom <= bottom + 1
+        && r.left >= left - 1 && r.right <= right + 1;
+    const show = r => `x ${r.left | 0}-${r.right | 0}, y ${r.top | 0}-${r.bottom | 0}`;
+    return selectors
+        .map(s => [s, document.querySelector(s).getBoundingClientRect()])
+        .filter(([s, r]) => !inside(r))
+        .map(([s, r]) => `${s} at ${show(r)} of x ${left | 0}-${right | 0}, y ${top | 0}-${bottom | 0}`);
+}"""
+
+
+def _out_of_view(page) -> list[str]:
+    """IN_VIEW elements the reader cannot see together with the rest, at the best scroll position."""
+    return page.evaluate(OUT_OF_VIEW_JS, list(IN_VIEW))
+
+
 def _drive(page, lab: Lab) -> tuple[bytes, bytes, bytes, bytes]:
-    """Run the notebook, then change image, threshold and stride; screenshots after each redraw."""
+    """Run the notebook, then change image, threshold and stride; screenshots after each redraw,
+    and of the whole window as the reader sees the explorer (for the README)."""
     page.goto(lab.notebook)
     _run_all(page, lab)
     _no_errors(page)
+    _open_file_browser(page)
     figure = page.locator("img.scrfd-figure")
     page.locator(".scrfd-explorer").scroll_into_view_if_needed()
     _redrawn(page, "")
     _choose(page, lambda: page.locator(".scrfd-image select").select_option("crowd48.png"))
+    hidden = _out_of_view(page)
+    window = page.screenshot(path=ARTIFACTS / "00_window.png")
+    assert not hidden, f"at {VIEWPORT} with the file browser open, not in view together: {hidden}"
     start = figure.screenshot(path=ARTIFACTS / "01_crowd.png")
-    explorer = page.locator(".scrfd-explorer").screenshot(path=ARTIFACTS / "01_explorer.png")
     status = page.locator(".scrfd-status").inner_text()
 
     readout = page.locator(".scrfd-threshold .widget-readout")
@@ -240,7 +290,7 @@ def _drive(page, lab: Lab) -> tuple[bytes, bytes, bytes, bytes]:
     _choose(page, other.click)
     restrided = figure.screenshot(path=ARTIFACTS / "03_stride.png")
     _no_errors(page)
-    return start, lowered, restrided, explorer
+    return start, lowered, restrided, window
 
 
 def test_explorer_redraws_in_jupyterlab(lab: Lab) -> None:
@@ -248,10 +298,10 @@ def test_explorer_redraws_in_jupyterlab(lab: Lab) -> None:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1200})
+        page = browser.new_page(viewport=VIEWPORT)
         page.set_default_timeout(RUN_S * 1000)
         try:
-            start, lowered, restrided, explorer = _drive(page, lab)
+            start, lowered, restrided, window = _drive(page, lab)
         except Exception:
             page.screenshot(path=ARTIFACTS / "failure.png")
             (ARTIFACTS / "failure.html").write_text(page.content())
@@ -262,4 +312,4 @@ def test_explorer_redraws_in_jupyterlab(lab: Lab) -> None:
     assert _changed_fraction(start, lowered) > 0.002, "the threshold slider did not change the figure"
     assert _changed_fraction(lowered, restrided) > 0.05, "the stride selector did not change the figure"
     DOCS_SHOT.parent.mkdir(exist_ok=True)
-    DOCS_SHOT.write_bytes(_small_png(explorer, DOCS_LIMIT))
+    DOCS_SHOT.write_bytes(_small_png(window, DOCS_LIMIT))

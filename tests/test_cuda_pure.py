@@ -115,6 +115,16 @@ def test_explain_pairs_cutensor_with_invalid_handle() -> None:
     assert patterns == ["invalid resource handle", "Internal cuTensor permutate execute failed"]
 
 
+def test_a_removed_api_is_headed_by_what_it_is_not_by_another_name() -> None:
+    """A pasted num_bindings error used to print under the heading `execute_async_v2`."""
+    for log, removed in (
+        ("'ICudaEngine' object has no attribute 'num_bindings'", "TensorRT 8 API"),
+        ("type object 'BuilderFlag' has no attribute 'FP16'", "TensorRT 10 API"),
+    ):
+        heading = str(explain(log)[0]).splitlines()[0]
+        assert heading.startswith(removed), heading
+
+
 def test_every_row_matches_its_own_patterns_and_unrelated_text_nothing() -> None:
     for row in EXPLANATIONS:
         assert all(row in explain(pattern.upper()) for pattern in row.patterns)
@@ -206,7 +216,7 @@ def test_recorded_evidence_is_labelled(tmp_path: Path) -> None:
 
     report = {
         "recorded_at": "2026-11-24 00:00 UTC",
-        "command": "python3 scripts/gpu_evidence.py",
+        "command": "pip install --target /tmp/site .whl/*.whl && python3 scripts/gpu_evidence.py",
         "doctor": {"gpu": {"driver_cuda_version": "13.0", "devices": [{"name": "NVIDIA H100"}]}},
         "checks": [{"name": "x", "observed": "CUDA_ERROR_INVALID_HANDLE", "pass": True}],
     }
@@ -215,7 +225,9 @@ def test_recorded_evidence_is_labelled(tmp_path: Path) -> None:
     text = recorded_checks("x", "missing", path=path)
     assert text.startswith("RECORDED on NVIDIA H100 (CUDA driver 13.0), 2026-11-24 00:00 UTC")
     assert "x: CUDA_ERROR_INVALID_HANDLE  [as expected]" in text and "missing: -" in text
-    assert recorded_source(path).endswith("command: python3 scripts/gpu_evidence.py")
+    source = recorded_source(path)
+    assert source.endswith("python scripts/gpu_evidence.py --out my_evidence.json")
+    assert report["command"] not in source, "the recording machine's command is not one a reader can run"
     assert recorded_checks(path=tmp_path / "none.json").startswith("no recorded evidence")
 
 

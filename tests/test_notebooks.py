@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers.notebooks import ending_problems, execute, notebook_files, output_problems
+from helpers.notebooks import (
+    NOTEBOOKS,
+    cwd_dependencies,
+    ending_problems,
+    execute,
+    notebook_files,
+    output_problems,
+)
 
 pytestmark = pytest.mark.notebooks
 
@@ -33,6 +40,16 @@ def test_committed_without_outputs(path: Path) -> None:
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
 def test_ends_with_what_to_remember_and_next(path: Path) -> None:
     assert ending_problems(_read(path), int(path.name[:2])) == []
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_code_does_not_depend_on_the_working_folder(path: Path) -> None:
+    assert cwd_dependencies(_read(path)) == []
+
+
+def test_decode_notebook_runs_from_another_folder(tmp_path: Path) -> None:
+    """Its reference check and benchmark live in benchmarks/; a kernel started elsewhere finds them."""
+    execute(NOTEBOOKS / "06_decode_and_nms.ipynb", timeout=CELL_TIMEOUT, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])

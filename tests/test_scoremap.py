@@ -121,7 +121,7 @@ def test_hand_made_cells_match_decode_and_nms():
     alone = cell_details(det, layout, cell_of(layout, box, 8, 400), NMS)
     assert first.kept is not None and alone.kept is not None
     assert second.suppressed_by == first.kept and second.iou > NMS
-    assert second.where == CellIndex(8, 0, 6, 0) and second.centre == (48.0, 0.0)
+    assert second.where == CellIndex(8, 0, 6, 0) and second.anchor_point == (48.0, 0.0)
     np.testing.assert_array_equal(second.distances, det.outputs["bbox_8"][12])
     np.testing.assert_array_equal(second.faces.boxes[0], np.array([32, -16, 64, 17.6], np.float32))
     low = cell_details(det, layout, CellIndex(8, 1, 0, 0), NMS)

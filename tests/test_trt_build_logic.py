@@ -105,8 +105,10 @@ def test_read_onnx_input_errors(tmp_path):
 
 def test_static_model_needs_no_profile_and_refuses_profile_flags():
     assert resolve_profile(STATIC, BuildOptions()) is None
-    with pytest.raises(UserError, match="--max only apply to dynamic"):
+    with pytest.raises(UserError, match="--max applies only to dynamic"):
         resolve_profile(STATIC, BuildOptions(max_shape=(1, 3, 1280, 1280)))
+    with pytest.raises(UserError, match="--min and --max apply only to dynamic"):
+        resolve_profile(STATIC, BuildOptions(min_shape=(1, 3, 320, 320), max_shape=(1, 3, 1280, 1280)))
 
 
 def test_dynamic_model_gets_the_default_profile():

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 EVIDENCE = Path(__file__).resolve().parents[2] / "reports" / "gpu_evidence.json"
+REPRODUCE = (
+    "to reproduce it on your GPU, from the repository root (needs pycuda, cuda-python and nvcc):\n"
+    "  python scripts/gpu_evidence.py --out my_evidence.json"
+)
 
 
 def load_recorded(path: Path = EVIDENCE) -> dict[str, Any] | None:
@@ -24,21 +28,23 @@ def load_recorded(path: Path = EVIDENCE) -> dict[str, Any] | None:
 
 
 def recorded_header(report: dict[str, Any], command: bool = False) -> str:
-    """Which machine and when (and with `command`, how): the label every recorded output carries."""
+    """Which machine and when (and with `command`, how to reproduce it): the label every recorded
+    output carries. The command shown is the one a reader runs, not the one the record came from
+    (that one also installed wheels on the recording machine)."""
     gpu = report.get("doctor", {}).get("gpu", {})
     device = gpu["devices"][0]["name"] if gpu.get("devices") else "an unknown GPU"
     label = (
         f"RECORDED on {device} (CUDA driver {gpu.get('driver_cuda_version', '?')}), "
         f"{report.get('recorded_at', 'date not recorded')}; CUDA-level stand-in, not TensorRT"
     )
-    return f"{label}\ncommand: {report.get('command', '?')}" if command else label
+    return f"{label}\n{REPRODUCE}" if command else label
 
 
 def recorded_source(path: Path = EVIDENCE) -> str:
-    """The label of the recorded evidence with the command that produced it."""
+    """The label of the recorded evidence with the command that reproduces it on your GPU."""
     report = load_recorded(path)
     if report is None:
-        return f"no recorded evidence at {path}: run scripts/gpu_evidence.py on a GPU machine"
+        return f"no recorded evidence at {path}: {REPRODUCE}"
     return recorded_header(report, command=True)
 
 
@@ -46,7 +52,7 @@ def recorded_checks(*names: str, path: Path = EVIDENCE) -> str:
     """The recorded observations `names` (all when none given), under the label."""
     report = load_recorded(path)
     if report is None:
-        return f"no recorded evidence at {path}: run scripts/gpu_evidence.py on a GPU machine"
+        return f"no recorded evidence at {path}: {REPRODUCE}"
     rows = {c["name"]: c for c in report.get("checks", [])}
     lines = [recorded_header(report)]
     for name in names or tuple(rows):
@@ -60,7 +66,7 @@ def recorded_benchmark(path: Path = EVIDENCE) -> str:
     """The recorded stand-in benchmark as a table, under the label."""
     report = load_recorded(path)
     if report is None or "benchmark" not in report:
-        return f"no recorded benchmark at {path}: run scripts/gpu_evidence.py on a GPU machine"
+        return f"no recorded benchmark at {path}: {REPRODUCE}"
     return f"{recorded_header(report)}\n\n{benchmark_table(report['benchmark'])}"
 
 

@@ -25,13 +25,18 @@ class Explanation:
     cause: str
     fix: str
     see: str
+    title: str = ""  # the heading, where the first pattern does not name every text the row knows
+
+    @property
+    def heading(self) -> str:
+        return self.title or self.patterns[0]
 
     def matches(self, text: str) -> bool:
         lowered = text.lower()
         return any(pattern.lower() in lowered for pattern in self.patterns)
 
     def __str__(self) -> str:
-        return f"{self.patterns[0]}\n  cause: {self.cause}\n  fix:   {self.fix}\n  see:   {self.see}"
+        return f"{self.heading}\n  cause: {self.cause}\n  fix:   {self.fix}\n  see:   {self.see}"
 
 
 EXPLANATIONS: tuple[Explanation, ...] = (
@@ -124,6 +129,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "Use tensor names: set_input_shape + set_tensor_address + execute_async_v3(stream); "
         "build with build_serialized_network; config.set_memory_pool_limit for the workspace.",
         "notebooks/04_binding_allocation.ipynb",
+        "TensorRT 8 API removed in TensorRT 10 (bindings, execute_async_v2, build_engine)",
     ),
     Explanation(
         (
@@ -137,6 +143,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "Drop EXPLICIT_BATCH; for FP16 convert the ONNX with ModelOpt AutoCast "
         "(keep_io_types=True) and build normally.",
         "notebooks/04_binding_allocation.ipynb",
+        "TensorRT 10 API removed in TensorRT 11 (EXPLICIT_BATCH, platform_has_fast_fp16, FP16 flag)",
     ),
     Explanation(
         ("module 'tensorrt' has no attribute", "libnvinfer"),

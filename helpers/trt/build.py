@@ -107,9 +107,10 @@ def resolve_profile(onnx_input: OnnxInput, options: BuildOptions) -> Profile | N
     if not onnx_input.dynamic:
         asked = [flag for flag, shape in given.items() if shape is not None]
         if asked:
+            verb, them = ("applies", "it") if len(asked) == 1 else ("apply", "them")
             raise UserError(
-                f"input {onnx_input.name!r} is fixed at {onnx_input.dims}; {', '.join(asked)} only "
-                "apply to dynamic-input exports"
+                f"input {onnx_input.name!r} is fixed at {onnx_input.dims}; {' and '.join(asked)} {verb} "
+                f"only to dynamic-input exports: drop {them}, or build from a dynamic export"
             )
         return None
     explicit = [s for s in given.values() if s is not None]

@@ -1,6 +1,8 @@
-"""Where models come from: a folder named by SCRFD_MODEL_DIR, or data/models filled by `fetch`.
+"""Where models come from: a folder named by SCRFD_MODEL_DIR, or data/models filled by `fetch` or `link`.
 
-insightface publishes its SCRFD detectors inside model packs (zips) on its
+`link` puts symlinks to a folder's models into data/models (setup.sh does it once for the
+folder SCRFD_MODEL_DIR names), so later commands, notebooks and tests find them without the
+variable. insightface publishes its SCRFD detectors inside model packs (zips) on its
 GitHub releases; `fetch` downloads a pack, checks both the zip and the
 detector inside against pinned SHA-256 values, and writes the detector
 atomically, so a broken download never leaves a model behind.
@@ -12,6 +14,7 @@ import hashlib
 import io
 import os
 import urllib.request
+import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from helpers.errors import UserError
 
 ENV = "SCRFD_MODEL_DIR"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+LOCAL_DIR = PROJECT_DIR / "data" / "models"
 RELEASES = "https://github.com/deepinsight/insightface/releases/download/v0.7"
 # Bigger detectors first: the default is the most accurate model the folder holds.
 PREFERENCE = ("det_10g", "scrfd_10g_bnkps", "det_2.5g", "scrfd_2.5g", "det_500m", "scrfd_500m")
@@ -77,12 +81,54 @@ DEFAULT_FETCH = "det_500m"
 
 def model_dir() -> Path:
     env = os.environ.get(ENV)
-    return Path(env) if env else PROJECT_DIR / "data" / "models"
+    return Path(env) if env else LOCAL_DIR
+
+
+def onnx_in(folder: Path) -> list[Path]:
+    """The .onnx files in `folder` (a broken link is no model); empty when there are none."""
+    return sorted(p for p in folder.glob("*.onnx") if p.is_file()) if folder.is_dir() else []
+
+
+def _none_found(folder: Path) -> UserError:
+    named = f"{ENV}={folder}" if os.environ.get(ENV) == str(folder) else str(folder)
+    where = f"{named} is not a folder" if not folder.is_dir() else f"no .onnx models in {named}"
+    broken = [p.name for p in folder.glob("*.onnx") if not p.is_file()] if folder.is_dir() else []
+    also = f" (broken links: {', '.join(broken)}; link them again)" if broken else ""
+    return UserError(
+        f"{where}{also}; run `python -m helpers models fetch` or set {ENV} to a folder of SCRFD exports"
+    )
 
 
 def available() -> list[Path]:
-    folder = model_dir()
-    return sorted(folder.glob("*.onnx")) if folder.is_dir() else []
+    """The models of the model folder; a one-line UserError saying how to get some when there are none."""
+    found = onnx_in(model_dir())
+    if not found:
+        raise _none_found(model_dir())
+    return found
+
+
+def link(source: Path, dest: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """Symlink every .onnx of `source` into `dest` (data/models): (linked, kept). A real file
+    already in `dest` under the same name is kept; an old link is replaced (atomically)."""
+    dest = dest or LOCAL_DIR
+    source = source.expanduser().resolve()
+    found = onnx_in(source)
+    if not found:
+        raise _none_found(source)
+    if dest.resolve() == source:
+        return [], found
+    dest.mkdir(parents=True, exist_ok=True)
+    linked, kept = [], []
+    for model in found:
+        target = dest / model.name
+        if target.exists() and not target.is_symlink():
+            kept.append(target)
+            continue
+        tmp = dest / f".{model.name}.{uuid.uuid4().hex[:8]}.link"
+        tmp.symlink_to(model)
+        os.replace(tmp, target)
+        linked.append(target)
+    return linked, kept
 
 
 def _rank(path: Path) -> tuple[int, str]:
@@ -102,25 +148,22 @@ def resolve(model: str | None) -> Path:
         if named.is_file():
             return named
         raise UserError(f"no model named {model!r} in {model_dir()}; run `python -m helpers models list`")
-    found = available()
-    if not found:
-        raise UserError(
-            f"no .onnx models in {model_dir()}; run `python -m helpers models fetch` "
-            f"or set {ENV} to a folder of SCRFD exports"
-        )
-    return min(found, key=_rank)
+    return min(available(), key=_rank)
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _download(url: str, opener: Callable[[str], io.IOBase]) -> bytes:
+def _download(pack: Pack, target: Path, opener: Callable[[str], io.IOBase]) -> bytes:
     try:
-        with opener(url) as response:
+        with opener(pack.url) as response:
             return response.read()
     except OSError as exc:
-        raise UserError(f"download of {url} failed ({exc}); check the network or fetch it by hand") from None
+        raise UserError(
+            f"download of {pack.url} failed ({exc}); check the network, or download that zip by hand "
+            f"and put the {pack.member} inside it at {target}, or set {ENV} to a folder of SCRFD .onnx files"
+        ) from None
 
 
 def fetch(
@@ -132,7 +175,7 @@ def fetch(
     target = (dest or model_dir()) / f"{pack.name}.onnx"
     if target.is_file() and sha256(target.read_bytes()) == pack.sha256:
         return target
-    blob = _download(pack.url, opener)
+    blob = _download(pack, target, opener)
     if sha256(blob) != pack.zip_sha256:
         raise UserError(f"{pack.zip_name} failed its SHA-256 check; the download is corrupt, try again")
     with zipfile.ZipFile(io.BytesIO(blob)) as archive:

@@ -93,3 +93,70 @@ def test_empty_model_folder_says_how_to_get_models(tmp_path, monkeypatch):
     monkeypatch.setenv(models.ENV, str(tmp_path))
     with pytest.raises(UserError, match="models fetch"):
         models.resolve(None)
+
+
+def test_download_failure_names_the_variable_and_where_a_hand_fetched_file_goes(tmp_path):
+    def offline(url):
+        raise OSError("Network is unreachable")
+
+    pack = models.CATALOGUE["det_500m"]
+    with pytest.raises(UserError) as failed:
+        models.fetch(pack, tmp_path / "m", offline)
+    message = str(failed.value)
+    assert "\n" not in message and pack.url in message
+    assert f"put the det_500m.onnx inside it at {tmp_path / 'm' / 'det_500m.onnx'}" in message
+    assert "SCRFD_MODEL_DIR" in message
+
+
+def test_no_models_is_one_line_naming_the_variable_and_the_fetch(tmp_path, monkeypatch):
+    monkeypatch.setenv(models.ENV, str(tmp_path))
+    with pytest.raises(
+        UserError, match=r"^no \.onnx models in SCRFD_MODEL_DIR=.*models fetch.*SCRFD_MODEL_DIR"
+    ):
+        models.available()
+    monkeypatch.setenv(models.ENV, str(tmp_path / "missing"))
+    with pytest.raises(UserError, match=r"SCRFD_MODEL_DIR=.*missing is not a folder"):
+        models.resolve(None)
+
+
+def test_link_makes_the_models_findable_without_the_variable(tmp_path, monkeypatch):
+    source, local = tmp_path / "shared", tmp_path / "data" / "models"
+    source.mkdir()
+    for name in ("scrfd_500m.onnx", "det_2.5g.onnx"):
+        (source / name).write_bytes(name.encode())
+    (source / "notes.txt").write_text("not a model")
+    linked, kept = models.link(source, local)
+    assert sorted(p.name for p in linked) == ["det_2.5g.onnx", "scrfd_500m.onnx"] and kept == []
+    assert all(p.is_symlink() and p.resolve().parent == source.resolve() for p in linked)
+    monkeypatch.delenv(models.ENV, raising=False)
+    monkeypatch.setattr(models, "LOCAL_DIR", local)
+    assert models.resolve(None) == local / "det_2.5g.onnx"
+    # again: old links are replaced, a user's own file of the same name is kept
+    (local / "scrfd_500m.onnx").unlink()
+    (local / "scrfd_500m.onnx").write_bytes(b"mine")
+    linked, kept = models.link(source, local)
+    assert [p.name for p in linked] == ["det_2.5g.onnx"] and [p.name for p in kept] == ["scrfd_500m.onnx"]
+    assert (local / "scrfd_500m.onnx").read_bytes() == b"mine"
+    assert sorted(p.name for p in local.iterdir()) == ["det_2.5g.onnx", "scrfd_500m.onnx"]
+
+
+def test_a_broken_link_is_no_model_and_is_named(tmp_path, monkeypatch):
+    (tmp_path / "gone.onnx").symlink_to(tmp_path / "moved-away.onnx")
+    monkeypatch.setenv(models.ENV, str(tmp_path))
+    assert models.onnx_in(tmp_path) == []
+    with pytest.raises(UserError, match=r"broken links: gone\.onnx"):
+        models.available()
+
+
+def test_models_link_from_the_cli(tmp_path, monkeypatch, capsys):
+    from helpers.cli import main
+
+    source = tmp_path / "shared"
+    source.mkdir()
+    (source / "scrfd_2.5g.onnx").write_bytes(b"x")
+    monkeypatch.setattr(models, "LOCAL_DIR", tmp_path / "local")
+    assert main(["models", "link", str(source)]) == 0
+    assert (tmp_path / "local" / "scrfd_2.5g.onnx").is_symlink()
+    assert "without SCRFD_MODEL_DIR" in capsys.readouterr().out
+    assert main(["models", "link", str(tmp_path / "empty")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'empty'} is not a folder")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -22,6 +24,18 @@ def _dtype(ort_type: str) -> str:
     return {"float": "float32", "double": "float64"}.get(name, name)
 
 
+@functools.cache
+def load_cuda_libraries(ort: ModuleType) -> None:
+    """Make the CUDA and cuDNN wheels of onnxruntime-gpu[cuda,cudnn] findable, once per process.
+
+    ORT finds a system CUDA by itself but pip's nvidia-* wheels only after preload_dlls
+    (ORT >= 1.21); without it the CUDA provider fails and ORT quietly runs on the CPU.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        preload()
+
+
 class OnnxRuntimeBackend:
     """An ONNX Runtime session; CUDA provider when installed, else CPU."""
 
@@ -33,6 +47,8 @@ class OnnxRuntimeBackend:
         ort.set_default_logger_severity(3)
         available = ort.get_available_providers()
         chosen = providers or [p for p in _PREFERRED if p in available]
+        if "CUDAExecutionProvider" in chosen:
+            load_cuda_libraries(ort)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         try:

@@ -26,6 +26,7 @@ class BenchReport:
     """Everything one `bench` run measured, plus what it could not run and why."""
 
     machine: dict[str, Any]
+    run: dict[str, Any] = field(default_factory=dict)  # model, image, input size, repeat: what was timed
     pipeline: dict[str, dict[str, Stats]] = field(default_factory=dict)  # backend -> stage -> stats
     runners: dict[str, dict[str, Any]] = field(default_factory=dict)  # v2/v3/graph -> gpu_ms, wall_ms
     ratios: dict[str, float] = field(default_factory=dict)
@@ -103,7 +104,7 @@ def machine() -> dict[str, Any]:
 def format_report(report: BenchReport) -> str:
     from helpers.cuda.evidence import benchmark_table
 
-    lines = []
+    lines = [", ".join(f"{k} {v}" for k, v in report.run.items())] if report.run else []
     head = f"{'':<28}{'median':>9}{'p90':>9}{'p99':>9}  ms"
     for name, stages in report.pipeline.items():
         lines += [f"pipeline {name}", head]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from helpers.errors import UserError
 
+SIGPIPE_STATUS = 141  # what a shell reports for a tool ended by a closed pipe (128 + SIGPIPE)
 _OPENED: list = []  # TensorRT backends to close (in their CUDA context) before the interpreter exits
 
 
@@ -23,6 +25,37 @@ def _size(values: Sequence[int]) -> tuple[int, int]:
     if len(values) not in (1, 2):
         raise UserError("--input-size takes one number (square) or two (W H)")
     return check_size((values[0], values[-1]))
+
+
+def _sizes(given: Sequence[Sequence[int]] | None) -> list[tuple[int, int]]:
+    """Every --input-size, in order, each once."""
+    return list(dict.fromkeys(_size(v) for v in given or ()))
+
+
+def _size_flag(size: tuple[int, int]) -> str:
+    w, h = size
+    return f"--input-size {w}" if w == h else f"--input-size {w} {h}"
+
+
+SMALL_SIZE = (160, 160)  # finds a 112x112 face crop that 640 misses (tests/test_cli.py checks it)
+
+
+def zero_face_hint(size: tuple[int, int], missed: int) -> str:
+    """What to try when a dynamic model found no face at one input size."""
+    images = "1 image" if missed == 1 else f"{missed} images"
+    if max(size) > max(SMALL_SIZE):
+        return (
+            f"hint: no face in {images} at {size[0]}x{size[1]}; a face that fills the image can be too large "
+            f"for this input size: add a smaller one ({_size_flag(size)} {_size_flag(SMALL_SIZE)}) "
+            "or use only a smaller one"
+        )
+    return (
+        f"hint: no face in {images} at {size[0]}x{size[1]}; small faces need a larger input: --input-size 640"
+    )
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _unit(text: str) -> float:
@@ -38,8 +71,12 @@ def make_backend(
     precision: str = "fp32",
     sizes: Sequence[tuple[int, int]] = (),
     method: str = "v3",
+    spell: Callable[[str], str] = "--backend {}".format,
 ):
-    """The backend the user asked for; `auto` takes TensorRT only when it can really run."""
+    """The backend the user asked for; `auto` takes TensorRT only when it can really run.
+
+    The engine's profile covers every size in `sizes`. `spell` writes a backend choice the way
+    the user gave it, for the error message."""
     if kind in ("auto", "tensorrt"):
         from helpers.trt.backend import TensorRTBackend, tensorrt_available
         from helpers.trt.build import BuildOptions
@@ -51,7 +88,7 @@ def make_backend(
             _OPENED.append(backend)
             return backend
         if kind == "tensorrt":
-            raise UserError(f"--backend tensorrt is not usable here: {why}; use --backend onnxruntime")
+            raise UserError(f"{spell('tensorrt')} is not usable here: {why}; use {spell('onnxruntime')}")
     from helpers.ort_backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(model)
@@ -77,42 +114,51 @@ def _annotated_name(out_dir: Path, image: Path, used: set[str]) -> Path:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from helpers.annotate import annotate
-    from helpers.atomic import check_writable, write_bytes, write_text
+    from helpers.atomic import check_folder, check_writable, write_bytes, write_text
     from helpers.detector import Detector, check_threshold
     from helpers.images import encode_image, read_image
     from helpers.models import resolve
 
     check_threshold("--score-threshold", args.score_threshold)
     check_threshold("--nms-threshold", args.nms_threshold)
-    size = _size(args.input_size) if args.input_size else None
+    sizes = _sizes(args.input_size)
     if args.annotate and Path(args.annotate).is_file():
         raise UserError(f"--annotate {args.annotate} is a file; give a directory to write images into")
     if args.annotate:
-        check_writable(Path(args.annotate) / "probe.png")
+        check_folder(args.annotate)
     if args.json and args.json != "-":
         check_writable(args.json)
     model = resolve(args.model)
-    backend = make_backend(args.backend, model, sizes=[size] if size else [], method=args.trt_method)
-    detector = Detector(backend, size, args.score_threshold, args.nms_threshold)
-    w, h = detector.input_size
+    backend = make_backend(args.backend, model, sizes=sizes, method=args.trt_method)
+    detector = Detector(backend, sizes[0] if sizes else None, args.score_threshold, args.nms_threshold)
+    if detector.fixed_size and len(sizes) > 1:
+        w, h = detector.fixed_size
+        raise UserError(
+            f"{model.name} has a static {w}x{h} input, so it cannot run at several sizes; give one "
+            "--input-size, or use a dynamic-input export for multi-size detection"
+        )
     if detector.size_overridden:
+        w, h = detector.input_size
         print(
             f"note: {model.name} has a static {w}x{h} input; using it instead of --input-size",
             file=sys.stderr,
         )
-    results, failed, used = [], [], set[str]()
+    run_sizes = [detector.fixed_size] if detector.fixed_size else sizes or [detector.input_size]
+    log = sys.stderr if args.json == "-" else sys.stdout
+    results, failed, used, missed = [], [], set[str](), 0
     for name in args.images:
         try:
             image = read_image(name)
-            found = detector.run(image)
+            faces, t = detector.run_sizes(image, run_sizes)
             if args.annotate:
                 out = _annotated_name(Path(args.annotate), Path(name), used)
                 suffix = out.suffix.lower() if out.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
-                write_bytes(out.with_suffix(suffix), encode_image(annotate(image, found.faces), suffix))
+                write_bytes(out.with_suffix(suffix), encode_image(annotate(image, faces), suffix))
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed.append(name)
             continue
+        missed += not len(faces)
         results.append(
             {
                 "image": name,
@@ -120,24 +166,27 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 "height": image.shape[0],
                 "model": str(model),
                 "backend": backend.name,
-                "input_size": [w, h],
-                "detections": found.faces.to_json(),
-                "timings_ms": found.timings.to_json(),
+                "input_size": list(run_sizes[0]),
+                "input_sizes": [list(s) for s in run_sizes],
+                "detections": faces.to_json(),
+                "timings_ms": t.to_json(),
             }
         )
-        t = found.timings
         print(
-            f"{name}: {len(found.faces)} faces  (pre {t.preprocess:.1f} ms, {backend.name} "
+            f"{name}: {plural(len(faces), 'face')}  (pre {t.preprocess:.1f} ms, {backend.name} "
             f"{t.inference:.1f} ms, post {t.postprocess:.1f} ms)",
-            file=sys.stderr if args.json == "-" else sys.stdout,
+            file=log,
         )
+    if missed and not detector.fixed_size and len(run_sizes) == 1:
+        print(zero_face_hint(run_sizes[0], missed), file=sys.stderr)
     if args.json == "-":
         print(json.dumps(results, indent=2))
     elif args.json:
         write_text(args.json, json.dumps(results, indent=2) + "\n")
     if failed:
         print(
-            f"error: {len(failed)} of {len(args.images)} images failed: {', '.join(failed)}", file=sys.stderr
+            f"error: {len(failed)} of {plural(len(args.images), 'image')} failed: {', '.join(failed)}",
+            file=sys.stderr,
         )
     return 1 if failed else 0
 
@@ -146,14 +195,26 @@ def cmd_models(args: argparse.Namespace) -> int:
     from helpers import models
 
     if args.action == "list":
-        print(f"model folder: {models.model_dir()}  (set {models.ENV} to change it)")
-        found = models.available()
+        folder = models.model_dir()
+        print(f"model folder: {folder}  (set {models.ENV} to use another)")
+        found = models.onnx_in(folder)
         default = models.resolve(None) if found else None
         for path in found:
-            print(f"  {path.name}{'   (default)' if path == default else ''}")
+            target = f" -> {path.readlink()}" if path.is_symlink() else ""
+            print(f"  {path.name}{target}{'   (default)' if path == default else ''}")
         if not found:
             print("  (empty: run `python -m helpers models fetch`)")
         print("fetchable: " + ", ".join(models.CATALOGUE))
+        return 0
+    if args.action == "link":
+        if len(args.names) != 1:
+            raise UserError("models link takes one folder of SCRFD .onnx files: models link FOLDER")
+        linked, kept = models.link(Path(args.names[0]))
+        for path in linked:
+            print(f"  linked {path} -> {path.readlink()}")
+        for path in kept:
+            print(f"  kept {path} (a file of its own, not replaced)")
+        print(f"later commands find these models in {models.LOCAL_DIR} without {models.ENV}")
         return 0
     names = args.names or [models.DEFAULT_FETCH]
     unknown = [n for n in names if n not in models.CATALOGUE]
@@ -166,6 +227,23 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_side(option: str, spec: str, args: argparse.Namespace):
+    """One side's configuration and detector; errors name the option and its keys as the user typed them."""
+    from helpers import compare
+
+    try:
+        config = compare.Config.parse(spec)
+        detector = compare.make_detector(
+            config,
+            lambda c, m: make_backend(c.backend, m, c.precision, [c.input_size], spell="backend={}".format),
+            args.score_threshold,
+            args.nms_threshold,
+        )
+    except UserError as exc:
+        raise UserError(f"{option} {spec or '(defaults)'}: {exc}") from None
+    return config, detector
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from helpers import compare
     from helpers.atomic import check_writable, write_text
@@ -176,16 +254,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     check_threshold("--nms-threshold", args.nms_threshold)
     if args.json:
         check_writable(args.json)
-    a, b = compare.Config.parse(args.a), compare.Config.parse(args.b)
-    sides = [
-        compare.make_detector(
-            c,
-            lambda c, m: make_backend(c.backend, m, c.precision, [c.input_size]),
-            args.score_threshold,
-            args.nms_threshold,
-        )
-        for c in (a, b)
-    ]
+    (a, da), (b, db) = (
+        _compare_side(option, spec, args) for option, spec in (("--a", args.a), ("--b", args.b))
+    )
+    sides = [da, db]
     rows, failed = [], []
     for name in args.images:
         try:
@@ -240,10 +312,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         check_writable(args.json)
     model = resolve(args.model)
-    image = read_image(args.image or sample_path("crowd48.png"))
+    image_name = args.image or sample_path("crowd48.png")
+    image = read_image(image_name)
     size = _size(args.input_size) if args.input_size else None
-    report = bench.BenchReport(bench.machine())
     ort_detector = Detector(OnnxRuntimeBackend(model), size)
+    w, h = ort_detector.input_size
+    run = {"model": str(model), "image": str(image_name), "input": f"{w}x{h}", "repeat": args.repeat}
+    report = bench.BenchReport(bench.machine(), run)
     report.pipeline["onnxruntime"] = bench.stage_samples(ort_detector, image, args.repeat)
     bench.gpu_runners(model, ort_detector.input_size, args.repeat, report)
     if "tensorrt" not in report.skipped:
@@ -286,56 +361,113 @@ def cmd_samples(args: argparse.Namespace) -> int:
     return 0
 
 
-MODEL_HELP = "ONNX file or a name in the model folder (default: best there)"
+MODEL_HELP = "ONNX file, or a model's name in the model folder (default: the largest detector there)"
 
 
 def _add_thresholds(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--score-threshold", type=_unit, default=0.5)
-    p.add_argument("--nms-threshold", type=_unit, default=0.4)
-
-
-def _add_input_size(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--input-size", type=int, nargs="+", metavar="N", help="N (square) or W H; multiples of 32"
+        "--score-threshold",
+        type=_unit,
+        default=0.5,
+        metavar="S",
+        help="keep candidates scoring at least S, 0..1 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--nms-threshold",
+        type=_unit,
+        default=0.4,
+        metavar="IOU",
+        help="NMS drops a box overlapping a better one by more than IOU, 0..1 (default: %(default)s)",
     )
 
 
+def _add_input_size(p: argparse.ArgumentParser, repeatable: bool) -> None:
+    more = (
+        "; repeat it to detect at several sizes merged by one NMS, e.g. --input-size 640 --input-size 160 "
+        "(dynamic-input models)"
+        if repeatable
+        else ""
+    )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        nargs="+",
+        action="append" if repeatable else "store",
+        metavar="N",
+        help="network input: N (square) or W H, multiples of 32 (default: 640; a static model: its own)"
+        + more,
+    )
+
+
+def _prog() -> str:
+    """How the user started us: `python -m helpers` or the console script's name."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "python -m helpers" if name in ("", "__main__.py", "-c") else name
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    from helpers.models import CATALOGUE, DEFAULT_FETCH
+
+    parser = argparse.ArgumentParser(prog=_prog(), description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("inspect", help="declared I/O, op histogram and the SCRFD layout of a model")
     p.add_argument("model", nargs="?", help=MODEL_HELP)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("detect", help="detect faces in images")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format OpenCV reads)")
     p.add_argument("--model", help=MODEL_HELP)
-    _add_input_size(p)
+    _add_input_size(p, repeatable=True)
     _add_thresholds(p)
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "onnxruntime", "tensorrt"),
+        default="auto",
+        help="auto takes TensorRT when it can run here, else ONNX Runtime (default: %(default)s)",
+    )
     p.add_argument(
         "--trt-method",
         choices=("v3", "v2", "graph"),
         default="v3",
-        help="TensorRT execution: execute_async_v3, execute_v2 or a CUDA graph of v3",
+        help="TensorRT execution: execute_async_v3, execute_v2 or a CUDA graph of v3 (default: %(default)s)",
     )
     p.add_argument("--json", metavar="PATH", help="write results as JSON (atomically); - for stdout")
-    p.add_argument("--annotate", metavar="DIR", help="write images with boxes and landmarks drawn")
+    p.add_argument(
+        "--annotate", metavar="DIR", help="write the images with boxes and landmarks drawn into DIR"
+    )
     p.set_defaults(func=cmd_detect)
 
-    p = sub.add_parser("models", help="list the model folder or fetch insightface's detectors")
-    p.add_argument("action", choices=("list", "fetch"))
-    p.add_argument("names", nargs="*", help="detectors to fetch (default: det_500m)")
+    fetchable = ", ".join(f"{name} ({pack.zip_name})" for name, pack in CATALOGUE.items())
+    p = sub.add_parser(
+        "models",
+        help="list the model folder, fetch insightface's detectors, or link a folder of models",
+        description=f"list: the model folder and its default model. fetch NAME...: download and verify "
+        f"detectors from insightface's v0.7 release: {fetchable}. link FOLDER: symlink FOLDER's .onnx "
+        "files into data/models/, where later commands find them without SCRFD_MODEL_DIR.",
+    )
+    p.add_argument("action", choices=("list", "fetch", "link"), help="what to do (see above)")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME|FOLDER",
+        help=f"fetch: detectors out of {', '.join(CATALOGUE)} (default: {DEFAULT_FETCH}); link: one folder",
+    )
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("compare", help="two configurations on the same images: tensors and faces")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument(
-        "--a", default="", help="model=,backend=,precision=fp32|fp16,size=N|WxH (default: defaults)"
+        "--a",
+        default="",
+        metavar="KEYS",
+        help="side A as model=M,backend=onnxruntime|tensorrt,precision=fp32|fp16,size=N|WxH; "
+        "each key optional (default: default model, onnxruntime, fp32, 640)",
     )
-    p.add_argument("--b", default="precision=fp16", help="the other side (default: precision=fp16)")
+    p.add_argument(
+        "--b", default="precision=fp16", metavar="KEYS", help="side B, same keys (default: %(default)s)"
+    )
     _add_thresholds(p)
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON (atomically)")
     p.set_defaults(func=cmd_compare)
@@ -343,13 +475,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="build (or reuse from the cache) a TensorRT engine for a model")
     p.add_argument("model", nargs="?", help=MODEL_HELP)
     p.add_argument("--fp16", action="store_true", help="half precision (10.x flag, 11.x AutoCast ONNX)")
-    p.add_argument("--min", help="profile min input: 128 or 1x3x128x128 (dynamic models)")
-    p.add_argument("--opt", help="profile opt input (default 640)")
-    p.add_argument("--max", help="profile max input (default 640 or the largest --size)")
-    p.add_argument("--size", action="append", default=[], help="an input size the engine must take")
-    p.add_argument("--workspace", type=int, metavar="MIB", help="builder workspace limit in MiB")
-    p.add_argument("--opt-level", type=int, default=3, help="builder optimisation level 0..5 (3)")
-    p.add_argument("--cache-dir", help="engine cache folder (default: data/engines)")
+    p.add_argument("--min", metavar="SHAPE", help="profile min input: 128 or 1x3x128x128 (default: 128)")
+    p.add_argument("--opt", metavar="SHAPE", help="profile opt input (default: 640)")
+    p.add_argument("--max", metavar="SHAPE", help="profile max input (default: 640 or the largest --size)")
+    p.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="SHAPE",
+        help="an input size the engine must take; repeatable",
+    )
+    p.add_argument(
+        "--workspace", type=int, metavar="MIB", help="builder workspace limit in MiB (default: TensorRT's)"
+    )
+    p.add_argument(
+        "--opt-level",
+        type=int,
+        default=3,
+        metavar="0-5",
+        help="builder optimisation level (default: %(default)s)",
+    )
+    p.add_argument("--cache-dir", metavar="DIR", help="engine cache folder (default: data/engines)")
     p.add_argument("--rebuild", action="store_true", help="build even if the cache has a match")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
@@ -357,13 +503,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time every runner and the pipeline side by side; print ratios")
     p.add_argument("image", nargs="?", help="image to time (default: the 48-face sample)")
     p.add_argument("--model", help=MODEL_HELP)
-    _add_input_size(p)
-    p.add_argument("--repeat", type=int, default=100, help="timed iterations per measurement")
+    _add_input_size(p, repeatable=False)
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=100,
+        metavar="N",
+        help="timed iterations per measurement (default: %(default)s)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON (atomically)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("doctor", help="versions, GPU, current CUDA context; --explain maps errors to fixes")
-    p.add_argument("--explain", metavar="TEXT", help="an error message or log to explain")
+    p.add_argument("--explain", metavar="TEXT", help="an error message or a whole pasted log to explain")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_doctor)
 
@@ -372,12 +524,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_stdout() -> None:
+    """The reader of our stdout went away (`| head`): drop what is still buffered, as other tools do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        status = func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except BrokenPipeError:
+        _quiet_stdout()
+        return SIGPIPE_STATUS
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

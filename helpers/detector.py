@@ -146,12 +146,28 @@ class Detector:
     def detect(self, image: np.ndarray) -> Faces:
         return self.run(image).faces
 
-    def detect_sizes(self, image: np.ndarray, sizes: list[tuple[int, int]]) -> Faces:
-        """Run at several input sizes and merge before one NMS (insightface's two-scale trick).
+    def run_sizes(self, image: np.ndarray, sizes: list[tuple[int, int]]) -> tuple[Faces, Timings]:
+        """Detect at each size and merge before one NMS (insightface's two-scale trick); the
+        timings are summed over the sizes, the merge counted as postprocessing.
 
         A small size sees faces that fill the frame, which the 640 input
         can miss; merging before NMS keeps the best box of each face.
         """
-        if self.fixed_size:
-            raise UserError("this model has a static input size; multi-size detection needs a dynamic export")
-        return merge([self.run(image, s).faces for s in sizes], self.nms_threshold)
+        if self.fixed_size and len(set(sizes)) > 1:
+            w, h = self.fixed_size
+            raise UserError(
+                f"this model has a static {w}x{h} input; several input sizes need a dynamic export"
+            )
+        runs = [self.run(image, s) for s in sizes]
+        t0 = time.perf_counter()
+        faces = runs[0].faces if len(runs) == 1 else merge([r.faces for r in runs], self.nms_threshold)
+        merging = (time.perf_counter() - t0) * 1e3
+        timings = Timings(
+            sum(r.timings.preprocess for r in runs),
+            sum(r.timings.inference for r in runs),
+            sum(r.timings.postprocess for r in runs) + merging,
+        )
+        return faces, timings
+
+    def detect_sizes(self, image: np.ndarray, sizes: list[tuple[int, int]]) -> Faces:
+        return self.run_sizes(image, sizes)[0]

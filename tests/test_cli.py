@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, shared_image
+from conftest import ROOT, named_model, shared_image
 from synthetic import scrfd_like
 
 from helpers.samples import sample_path
@@ -19,7 +18,17 @@ from helpers.trt.backend import tensorrt_available
 
 TENSORRT_USABLE = tensorrt_available()[0]
 
-DETECTION_KEYS = {"image", "width", "height", "model", "backend", "input_size", "detections", "timings_ms"}
+DETECTION_KEYS = {
+    "image",
+    "width",
+    "height",
+    "model",
+    "backend",
+    "input_size",
+    "input_sizes",
+    "detections",
+    "timings_ms",
+}
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -66,6 +75,7 @@ def test_detect_json_contract(tmp_path, models_env):
     assert set(entry) == DETECTION_KEYS
     assert entry["image"] == str(image) and (entry["width"], entry["height"]) == (1280, 886)
     assert entry["backend"] == "onnxruntime" and entry["input_size"] == [640, 640]
+    assert entry["input_sizes"] == [[640, 640]]
     assert set(entry["timings_ms"]) == {"preprocess", "inference", "postprocess"}
     assert len(entry["detections"]) == 6
     for det in entry["detections"]:
@@ -113,7 +123,7 @@ def test_input_size_width_height_and_static_model_note(models_env):
         "--backend",
         "onnxruntime",
         "--model",
-        "scrfd_2.5g",
+        named_model("scrfd_2.5g"),
         env=models_env,
     )
     assert result.returncode == 0, result.stderr
@@ -128,7 +138,7 @@ def test_input_size_width_height_and_static_model_note(models_env):
         "--backend",
         "onnxruntime",
         "--model",
-        "scrfd_500m_bnkps",
+        named_model("scrfd_500m_bnkps"),
         env=models_env,
     )
     assert json.loads(result.stdout)[0]["input_size"] == [640, 640]
@@ -200,7 +210,7 @@ def test_inspect_json_contract(model_path):
 
 
 def test_inspect_flags_declared_shapes_that_lie(models_env):
-    result = cli("inspect", Path(models_env["SCRFD_MODEL_DIR"]) / "scrfd_500m.onnx")
+    result = cli("inspect", named_model("scrfd_500m"))
     assert result.returncode == 0 and "declared shape is wrong" in result.stdout
 
 
@@ -215,9 +225,13 @@ def test_unknown_fetch_name_is_refused():
 
 def test_bench_times_the_pipeline_and_names_what_it_skipped(tmp_path, models_env):
     out = tmp_path / "bench.json"
-    result = cli("bench", "--repeat", "5", "--json", out, env=models_env)
+    result = cli("bench", "--repeat", "5", "--input-size", "320", "--json", out, env=models_env)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
+    model = report["run"]["model"]
+    assert report["run"] == {"model": model, "image": report["run"]["image"], "input": "320x320", "repeat": 5}
+    assert result.stdout.splitlines()[0].startswith(f"model {model}, image ")
+    assert "input 320x320, repeat 5" in result.stdout.splitlines()[0]
     stages = report["pipeline"]["onnxruntime"]
     assert set(stages) == {"preprocess", "inference", "postprocess", "total"}
     assert all(s["n"] == 5 and 0 < s["median"] <= s["p99"] for s in stages.values())
@@ -257,9 +271,7 @@ def test_float16_io_export_detects_the_same_faces(tmp_path, models_env):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = float16.convert_float_to_float16(
-            onnx.load(Path(models_env["SCRFD_MODEL_DIR"]) / "scrfd_500m.onnx"), keep_io_types=False
-        )
+        model = float16.convert_float_to_float16(onnx.load(named_model("scrfd_500m")), keep_io_types=False)
     path = tmp_path / "fp16io.onnx"
     onnx.save(model, str(path))
     result = cli("detect", shared_image("t1.jpg"), "--model", path, "--backend", "onnxruntime", "--json", "-")
@@ -283,3 +295,71 @@ def test_float16_io_export_detects_the_same_faces(tmp_path, models_env):
 def test_unwritable_outputs_and_bad_counts_fail_before_the_work(args, text, models_env):
     image = str(sample_path("astronaut.png"))
     assert_one_line_error(cli(*[image if a == "IMG" else a for a in args], env=models_env), text)
+
+
+def test_a_face_that_fills_the_frame_gets_a_hint_that_finds_it(models_env):
+    """A 112x112 face crop: 0 faces at 640, and the suggested second size finds the face."""
+    crop = shared_image("Tom_Hanks_54745.png")
+    model = named_model("scrfd_2.5g")
+    result = cli("detect", crop, "--model", model, "--backend", "onnxruntime")
+    assert result.returncode == 0 and ": 0 faces" in result.stdout
+    [hint] = [line for line in result.stderr.splitlines() if line.startswith("hint:")]
+    suggested = hint.split("(", 1)[1].split(")", 1)[0].split()
+    assert suggested[0] == "--input-size" and suggested.count("--input-size") == 2
+    found = cli("detect", crop, "--model", model, "--backend", "onnxruntime", *suggested, "--json", "-")
+    assert found.returncode == 0, found.stderr
+    [entry] = json.loads(found.stdout)
+    assert len(entry["detections"]) == 1 and "hint:" not in found.stderr
+    assert entry["input_size"] == [640, 640] and entry["input_sizes"] == [[640, 640], [160, 160]]
+    assert ": 1 face " in found.stderr  # one face, not "1 faces"
+
+
+def test_several_input_sizes_merge_into_one_set_of_faces(models_env):
+    image = shared_image("t1.jpg")
+    model = named_model("scrfd_500m")
+    args = ("detect", image, "--model", model, "--backend", "onnxruntime", "--json", "-")
+    one = json.loads(cli(*args).stdout)[0]["detections"]
+    both = json.loads(cli(*args, "--input-size", "640", "--input-size", "320", "256").stdout)[0]
+    assert both["input_sizes"] == [[640, 640], [320, 256]]
+    assert len(both["detections"]) == len(one) == 6  # the same faces, each once after the merge
+
+
+def test_several_sizes_on_a_static_model_are_a_one_line_error(models_env):
+    result = cli(
+        "detect",
+        sample_path("astronaut.png"),
+        "--model",
+        named_model("scrfd_500m_bnkps"),
+        "--input-size",
+        "640",
+        "--input-size",
+        "160",
+    )
+    assert result.returncode == 2
+    assert_one_line_error(result, "static 640x640 input, so it cannot run at several sizes")
+
+
+def test_compare_errors_speak_of_the_keys_the_user_typed(models_env):
+    from helpers.trt.backend import tensorrt_available
+
+    image = sample_path("astronaut.png")
+    result = cli("compare", image, "--a", "backend=auto", env=models_env)
+    assert_one_line_error(result, "--a backend=auto: backend 'auto' is not one of")
+    assert "--backend" not in result.stderr
+    if tensorrt_available()[0]:
+        return
+    result = cli("compare", image, "--b", "backend=tensorrt", env=models_env)
+    assert_one_line_error(result, "--b backend=tensorrt: backend=tensorrt is not usable here")
+    assert "--backend" not in result.stderr and "use backend=onnxruntime" in result.stderr
+
+
+def test_annotate_errors_name_the_users_folder(models_env):
+    result = cli("detect", sample_path("astronaut.png"), "--annotate", "/proc/annotated", env=models_env)
+    assert_one_line_error(result, "cannot write /proc/annotated:")
+    assert "probe" not in result.stderr
+
+
+def test_no_model_anywhere_is_one_line_naming_the_variable_and_the_fetch(tmp_path):
+    result = cli("detect", sample_path("astronaut.png"), env={"SCRFD_MODEL_DIR": str(tmp_path / "none")})
+    assert_one_line_error(result, f"SCRFD_MODEL_DIR={tmp_path / 'none'} is not a folder")
+    assert_one_line_error(result, "python -m helpers models fetch")

@@ -56,13 +56,21 @@ def _link(see: str, relative_to: str) -> str:
     return f"[{target.removesuffix('.ipynb')}]({target})"
 
 
+def _report_link(url: str) -> str:
+    """[TensorRT#4427](url) for an issue or pull request on GitHub."""
+    parts = url.rstrip("/").split("/")
+    return f"[{parts[-3]}#{parts[-1]}]({url})" if len(parts) >= 4 and parts[-1].isdigit() else url
+
+
 def explain_table(rows: Iterable[Explanation], relative_to: str = "notebooks/") -> str:
-    """Symptom -> cause -> fix, one row per known failure; the notebook link is made relative."""
+    """Symptom -> cause -> fix, one row per known failure; the notebook link is made relative,
+    followed by the public reports of that failure."""
     body = []
     for row in rows:
         first, *others = row.patterns
         symptom = f"`{first}`" + (f"<br>also: {', '.join(f'`{p}`' for p in others)}" if others else "")
-        body.append([symptom, row.cause, row.fix, _link(row.see, relative_to)])
+        seen = f"<br>seen: {', '.join(_report_link(u) for u in row.sources)}" if row.sources else ""
+        body.append([symptom, row.cause, row.fix, _link(row.see, relative_to) + seen])
     return markdown_table(("symptom (text in the log)", "cause", "fix", "notebook"), body)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cuda.check import CudaError, call, check, error_name
-from helpers.cuda.doctor import advice, doctor, format_report, tensorrt_report
+from helpers.cuda.doctor import advice, cuda_users, doctor, format_report, tensorrt_report
 from helpers.cuda.explain import EXPLANATIONS, explain
 from helpers.cuda.stream import summarize
 from helpers.errors import UserError
@@ -109,10 +109,93 @@ def test_explain_finds_the_cause(log: str, topic: str) -> None:
     assert found[0].see == f"notebooks/{topic}.ipynb"
 
 
-def test_explain_pairs_cutensor_with_invalid_handle() -> None:
+def test_explain_lists_matches_in_the_order_of_the_log() -> None:
     log = "CuTensor (Internal cuTensor permutate execute failed) ... Cuda Runtime (invalid resource handle)"
     patterns = [row.patterns[0] for row in explain(log)]
-    assert patterns == ["invalid resource handle", "Internal cuTensor permutate execute failed"]
+    assert patterns == ["Internal cuTensor permutate execute failed", "invalid resource handle"]
+    reversed_log = "Cuda Runtime (invalid resource handle) ... Internal cuTensor permutate execute failed"
+    assert [row.patterns[0] for row in explain(reversed_log)] == patterns[::-1]
+
+
+# Lines as users pasted them in the public reports each row cites (shortened, not reworded).
+PASTED = [
+    (
+        "[W] [TRT] onnx2trt_utils.cpp:374: Your ONNX model has been generated with INT64 weights, while "
+        "TensorRT does not natively support INT64. Attempting to cast down to INT32.\n"
+        "[E] 9: Skipping tactic0x03ea due to exception Internal cuTensor permutate execute failed\n"
+        "[E] 9: Skipping tactic0x0000000000000000 due to exception no kernel image is available for "
+        "execution on the device",
+        [
+            "generated with INT64 weights",
+            "Internal cuTensor permutate execute failed",
+            "no kernel image is available for execution on the device",
+        ],
+    ),
+    (
+        "[TRT] [E] 1: [defaultAllocator.cpp::deallocate::42] Error Code 1: Cuda Runtime (invalid argument)",
+        ["Cuda Runtime (invalid argument)"],
+    ),
+    (
+        "IBuilder::buildSerializedNetwork: Error Code 9: API Usage Error (Target GPU SM 60 is not "
+        "supported by this TensorRT release.)",
+        ["no kernel image is available for execution on the device"],
+    ),
+    (
+        "pycuda._driver.LogicError: cuMemcpyHtoDAsync failed: invalid argument",
+        ["cuMemcpyHtoDAsync failed: invalid argument"],
+    ),
+    ("pycuda._driver.LogicError: cuMemAlloc failed: not initialized", ["failed: not initialized"]),
+    ("pycuda._driver.LogicError: cuCtxPopCurrent failed: initialization error", ["failed: not initialized"]),
+    (
+        "[E] 1: [stdArchiveReader.cpp::stdArchiveReaderInitCommon::47] Error Code 1: Serialization "
+        "(Serialization assertion stdVersionRead == kSERIALIZATION_VERSION failed.Version tag does not "
+        "match. Note: Current Version: 228, Serialized Engine Version: 239)",
+        ["plan file is not compatible"],
+    ),
+    (
+        "Error Code 1: Serialization (Serialization assertion magicTagRead == kMAGIC_TAG failed.Magic "
+        "tag does not match)",
+        ["Magic tag does not match"],
+    ),
+    (
+        "[TensorRT] ERROR: 3: getPluginCreator could not find plugin: ScatterND version: 1",
+        ["getPluginCreator could not find plugin"],
+    ),
+    (
+        "Error Code 3: API Usage Error (Parameter check failed at: runtime/api/executionContext.cpp::"
+        "setInputShape::2068, condition: satisfyProfile Runtime dimension does not satisfy any "
+        "optimization profile.)",
+        ["does not satisfy any optimization profile"],
+    ),
+    (
+        'Assertion failed: !isDynamic(tensorPtr->getDimensions()) && "InstanceNormalization does not '
+        'support dynamic inputs!"',
+        ["InstanceNormalization does not support dynamic inputs"],
+    ),
+    (
+        "Error Code 10: Internal Error (Could not find any implementation for node ArgMax_260.)",
+        ["Could not find any implementation for node"],
+    ),
+    (
+        "RuntimeError: CUDA error: CUDA driver version is insufficient for CUDA runtime version",
+        ["CUDA driver version is insufficient for CUDA runtime version"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("log", "expected"), PASTED)
+def test_explain_knows_what_users_paste(log: str, expected: list[str]) -> None:
+    assert [row.patterns[0] for row in explain(log)] == expected
+
+
+def test_cutensor_row_names_both_of_its_causes() -> None:
+    [row] = explain("Internal cuTensor permutate execute failed")
+    assert "invalid resource handle" in row.cause and "no kernel image" in row.cause
+
+
+def test_every_source_is_a_public_report() -> None:
+    for row in EXPLANATIONS:
+        assert all(u.startswith("https://github.com/") and u.split("/")[-1].isdigit() for u in row.sources)
 
 
 def test_a_removed_api_is_headed_by_what_it_is_not_by_another_name() -> None:
@@ -154,6 +237,34 @@ def test_doctor_without_gpu_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     assert report["tensorrt"]["usable"] is False
     text = format_report(report)
     assert "no GPU" in text and "No TensorRT" in text
+
+
+def test_doctor_report_names_each_package_and_the_gpu_problem_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "cuda.bindings", None)
+    report = doctor()
+    text = format_report(report)
+    assert [line.split()[0] for line in text.splitlines()].count("tensorrt") == 1
+    assert text.count(report["gpu"]["reason"]) == 1
+
+
+def test_cuda_users_are_only_libraries_that_hold_cuda() -> None:
+    def ns(**kw):
+        return types.SimpleNamespace(**kw)
+
+    cpu_ort = ns(get_available_providers=lambda: ["CPUExecutionProvider"])
+    gpu_ort = ns(get_available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    stubs = types.ModuleType("tensorrt")  # what `import tensorrt` gives with only tensorrt-stubs
+    idle_torch = ns(cuda=ns(is_initialized=lambda: False))
+    assert cuda_users({"onnxruntime": cpu_ort, "tensorrt": stubs, "torch": idle_torch, "numpy": ns()}) == []
+    busy = {
+        "onnxruntime": gpu_ort,
+        "tensorrt": ns(Builder=object),
+        "torch": ns(cuda=ns(is_initialized=lambda: True)),
+        "cupy": ns(),
+        "pycuda.autoinit": ns(),
+        "pycuda.autoprimaryctx": None,  # a failed import leaves None in sys.modules
+    }
+    assert cuda_users(busy) == ["torch", "cupy", "onnxruntime", "tensorrt", "pycuda.autoinit"]
 
 
 def test_advice_names_autoinit() -> None:

@@ -10,15 +10,18 @@ from __future__ import annotations
 import importlib
 import platform
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict
 from importlib import metadata
+from types import ModuleType
 from typing import Any
 
 from helpers.cuda.check import call
 
 # import names; versions come from package metadata, so nothing heavy is imported
 PACKAGES = ("pycuda", "cuda", "cupy", "torch", "onnxruntime", "tensorrt", "numpy")
-CUDA_USERS = ("torch", "cupy", "onnxruntime", "tensorrt", "pycuda.autoinit", "pycuda.autoprimaryctx")
+OWN_LINE = ("tensorrt",)  # shown on a line of its own in the report, with what kind of tensorrt it is
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -29,6 +32,26 @@ def package_versions() -> dict[str, str | None]:
         names = sorted(set(dists.get(name, ())))
         found[name] = ", ".join(f"{d} {metadata.version(d)}" for d in names) or None
     return found
+
+
+def _holds_cuda(name: str, module: Any) -> bool:
+    """Whether a loaded module is a CUDA user: CPU onnxruntime, the stub-only `tensorrt`
+    namespace and a torch that never initialised CUDA are not."""
+    if name == "torch":
+        cuda = getattr(module, "cuda", None)
+        return bool(cuda and cuda.is_initialized())
+    if name == "onnxruntime":
+        providers: list[str] = getattr(module, "get_available_providers", list)()
+        return any(p in providers for p in _GPU_PROVIDERS)
+    if name == "tensorrt":
+        return hasattr(module, "Builder")
+    return True  # cupy, and pycuda.autoinit / autoprimaryctx, which make a context on import
+
+
+def cuda_users(modules: Mapping[str, ModuleType | None]) -> list[str]:
+    """The libraries in `modules` (a snapshot of sys.modules) that hold CUDA in this process."""
+    names = ("torch", "cupy", "onnxruntime", "tensorrt", "pycuda.autoinit", "pycuda.autoprimaryctx")
+    return [n for n in names if modules.get(n) is not None and _holds_cuda(n, modules[n])]
 
 
 def gpu_report() -> dict[str, Any]:
@@ -134,7 +157,7 @@ def cuda_version_notes(gpu: dict[str, Any]) -> list[str]:
 
 def doctor() -> dict[str, Any]:
     """Everything above as one plain dict (JSON-serialisable)."""
-    loaded = [name for name in CUDA_USERS if name in sys.modules]  # before we import any
+    loaded = cuda_users(dict(sys.modules))  # before we import any
     gpu = gpu_report()
     report: dict[str, Any] = {
         "python": platform.python_version(),
@@ -163,11 +186,17 @@ def format_report(report: dict[str, Any]) -> str:
         ]
     else:
         lines.append(f"gpu         {gpu['reason']}")
-    trt = report["tensorrt"]
-    lines.append(f"tensorrt    {trt.get('version') if trt['usable'] else trt['detail']}")
-    lines += [f"{name:<12}{version or '-'}" for name, version in report["packages"].items()]
+    trt, installed = report["tensorrt"], report["packages"].get("tensorrt")
+    lines.append(
+        f"tensorrt    {trt.get('version') if trt['usable'] else trt['detail']}"
+        + (f" [{installed}]" if installed else "")
+    )
+    packages = report["packages"].items()
+    lines += [f"{name:<12}{version or '-'}" for name, version in packages if name not in OWN_LINE]
     lines.append(f"ort         providers {report['onnxruntime_providers']}")
-    lines.append(f"context     {report['context']['summary']}")
-    lines.append(f"cuda users  {', '.join(report['cuda_users_loaded']) or 'none loaded'}")
+    # Without a GPU the context cannot be read for the same reason, already given on the gpu line.
+    context = report["context"]["summary"] if gpu["available"] else "none (no GPU, see above)"
+    lines.append(f"context     {context}")
+    lines.append(f"cuda users  {', '.join(report['cuda_users_loaded']) or 'none'}")
     lines += [f"note        {note}" for note in report["advice"]]
     return "\n".join(lines)

@@ -399,6 +399,10 @@ def _add_input_size(p: argparse.ArgumentParser, repeatable: bool) -> None:
     )
 
 
+def _add_count(p: argparse.ArgumentParser, flag: str, default: int, metavar: str, meaning: str) -> None:
+    p.add_argument(flag, type=int, default=default, metavar=metavar, help=f"{meaning} (default: %(default)s)")
+
+
 def _prog() -> str:
     """How the user started us: `python -m helpers` or the console script's name."""
     name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
@@ -488,13 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workspace", type=int, metavar="MIB", help="builder workspace limit in MiB (default: TensorRT's)"
     )
-    p.add_argument(
-        "--opt-level",
-        type=int,
-        default=3,
-        metavar="0-5",
-        help="builder optimisation level (default: %(default)s)",
-    )
+    _add_count(p, "--opt-level", 3, "0-5", "builder optimisation level")
     p.add_argument("--cache-dir", metavar="DIR", help="engine cache folder (default: data/engines)")
     p.add_argument("--rebuild", action="store_true", help="build even if the cache has a match")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -504,13 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", nargs="?", help="image to time (default: the 48-face sample)")
     p.add_argument("--model", help=MODEL_HELP)
     _add_input_size(p, repeatable=False)
-    p.add_argument(
-        "--repeat",
-        type=int,
-        default=100,
-        metavar="N",
-        help="timed iterations per measurement (default: %(default)s)",
-    )
+    _add_count(p, "--repeat", 100, "N", "timed iterations per measurement")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON (atomically)")
     p.set_defaults(func=cmd_bench)
 

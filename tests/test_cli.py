@@ -363,3 +363,23 @@ def test_no_model_anywhere_is_one_line_naming_the_variable_and_the_fetch(tmp_pat
     result = cli("detect", sample_path("astronaut.png"), env={"SCRFD_MODEL_DIR": str(tmp_path / "none")})
     assert_one_line_error(result, f"SCRFD_MODEL_DIR={tmp_path / 'none'} is not a folder")
     assert_one_line_error(result, "python -m helpers models fetch")
+
+
+@pytest.mark.tensorrt
+def test_multi_size_on_tensorrt_finds_the_faces_onnxruntime_finds(models_env):
+    """One engine whose profile covers 640 and 160 runs both sizes (needs TensorRT and a GPU)."""
+    from helpers.trt.backend import tensorrt_available
+
+    ok, why = tensorrt_available()
+    if not ok:
+        pytest.skip(f"TensorRT not installed or not usable here: {why}")
+    crop, model = shared_image("Tom_Hanks_54745.png"), named_model("scrfd_2.5g")
+    runs = {}
+    for backend in ("onnxruntime", "tensorrt"):
+        sizes = ("--input-size", "640", "--input-size", "160")
+        result = cli("detect", crop, "--model", model, "--backend", backend, *sizes, "--json", "-")
+        assert result.returncode == 0, result.stderr
+        runs[backend] = json.loads(result.stdout)[0]
+    assert runs["tensorrt"]["backend"] == "tensorrt"
+    [want], [got] = runs["onnxruntime"]["detections"], runs["tensorrt"]["detections"]
+    np.testing.assert_allclose(got["box"], want["box"], atol=2.0)

@@ -403,10 +403,12 @@ def _add_count(p: argparse.ArgumentParser, flag: str, default: int, metavar: str
     p.add_argument(flag, type=int, default=default, metavar=metavar, help=f"{meaning} (default: %(default)s)")
 
 
+SCRIPT = "scrfd-workbook"  # the console script pyproject.toml installs
+
+
 def _prog() -> str:
-    """How the user started us: `python -m helpers` or the console script's name."""
-    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
-    return "python -m helpers" if name in ("", "__main__.py", "-c") else name
+    """How the user started us: the console script by its name, else `python -m helpers`."""
+    return SCRIPT if sys.argv and Path(sys.argv[0]).name == SCRIPT else "python -m helpers"
 
 
 def build_parser() -> argparse.ArgumentParser:

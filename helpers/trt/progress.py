@@ -76,7 +76,7 @@ class ProgressState:
         with self._lock:
             phase = self._open.get(name)
             if phase is not None:
-                phase.done = min(step + 1, phase.steps)
+                phase.done = max(phase.done, min(step + 1, phase.steps))  # never backwards
             keep_going = not self._cancelled
         self._changed()
         return keep_going

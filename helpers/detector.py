@@ -93,6 +93,8 @@ def postprocess(
     """(kept faces in original pixels, candidates in canvas pixels, kept indices) of one run."""
     cands = candidates(outputs, layout, (box.width, box.height), score_threshold)
     kept = nms(cands.boxes, cands.scores, nms_threshold)
+    if not len(cands):  # the common empty frame: nothing to select or rescale
+        return cands, cands, kept
     return cands[kept].scaled(box.scale), cands, kept
 
 

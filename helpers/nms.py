@@ -24,6 +24,8 @@ def _iou_against(boxes: np.ndarray, areas: np.ndarray, i: np.ndarray | int, j: n
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     """Indices of kept boxes, highest score first."""
     n = len(scores)
+    if n < 2:
+        return np.arange(n, dtype=np.int64)
     if n > _MATRIX_LIMIT:
         return np.asarray([i for i, _ in trace(boxes, scores, threshold)], np.int64)
     order = scores.argsort()[::-1]
@@ -31,12 +33,16 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     areas = _areas(boxes)
     idx = np.arange(n)
     over = _iou_against(boxes, areas, idx[:, None], idx[None, :]) > threshold
+    # Greedy scan that visits only the kept boxes: the next one is the first not yet removed.
     removed = np.zeros(n, bool)
     keep = []
-    for i in range(n):
-        if not removed[i]:
-            keep.append(i)
-            removed |= over[i]
+    while True:
+        i = int(removed.argmin())
+        if removed[i]:
+            break
+        keep.append(i)
+        removed |= over[i]
+        removed[i] = True
     return order[np.asarray(keep, np.int64)]
 
 

@@ -93,7 +93,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
         check_writable(args.json)
     model = resolve(args.model)
     backend = make_backend(args.backend, model, sizes=[size] if size else [], method=args.trt_method)
-    detector = Detector(backend, size, args.score_threshold, args.nms_threshold)
+    from helpers.gpu.stages import stages_for
+
+    stages = stages_for(args.preprocess, backend, graph=args.trt_method == "graph")
+    detector = Detector(backend, size, args.score_threshold, args.nms_threshold, stages=stages)
     w, h = detector.input_size
     if detector.size_overridden:
         print(
@@ -320,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("v3", "v2", "graph"),
         default="v3",
         help="TensorRT execution: execute_async_v3, execute_v2 or a CUDA graph of v3",
+    )
+    p.add_argument(
+        "--preprocess",
+        choices=("auto", "gpu", "cpu"),
+        default="auto",
+        help="letterbox and decode on the GPU (CuPy, TensorRT backend) or the CPU; auto: GPU when usable",
     )
     p.add_argument("--json", metavar="PATH", help="write results as JSON (atomically); - for stdout")
     p.add_argument("--annotate", metavar="DIR", help="write images with boxes and landmarks drawn")

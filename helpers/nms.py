@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_MATRIX_LIMIT = 512  # n x n float32 temporaries: ~1 MB each at 512
+MATRIX_LIMIT = 512  # n x n float32 temporaries: ~1 MB each at 512
 
 
 def _iou_against(boxes: np.ndarray, areas: np.ndarray, i: np.ndarray | int, j: np.ndarray) -> np.ndarray:
@@ -26,7 +26,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     n = len(scores)
     if n < 2:
         return np.arange(n, dtype=np.int64)
-    if n > _MATRIX_LIMIT:
+    if n > MATRIX_LIMIT:
         return np.asarray([i for i, _ in trace(boxes, scores, threshold)], np.int64)
     order = scores.argsort()[::-1]
     boxes = boxes[order]

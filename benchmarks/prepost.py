@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -73,7 +74,19 @@ def default_images() -> dict[str, np.ndarray]:
     return images
 
 
-def measure(model: Path, name: str, image: np.ndarray, size: tuple[int, int], repeat: int) -> dict:
+@dataclass
+class Case:
+    """One image's CPU pipelines, ready to time: the reference's and ours, on shared outputs."""
+
+    size: tuple[int, int]
+    faces: int
+    steps: dict[str, Callable[[], object]]  # the STEPS, in order
+    outputs: dict[str, np.ndarray]  # one ONNX Runtime run on the letterboxed image, by name
+    backend: OnnxRuntimeBackend
+
+
+def case(model: Path, name: str, image: np.ndarray, size: tuple[int, int]) -> Case:
+    """Both pipelines on `image`, checked to agree (same blob, same face count) before timing."""
     ref = ReferenceSCRFD(ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]))
     size = ref.input_size or size
     det = Detector(OnnxRuntimeBackend(model, ["CPUExecutionProvider"]), size)
@@ -99,14 +112,20 @@ def measure(model: Path, name: str, image: np.ndarray, size: tuple[int, int], re
     ref_faces, ours_faces = len(ref_post()[0]), len(ours_post())
     if ref_faces != ours_faces or not np.array_equal(ref_blob, blob):
         raise SystemExit(f"{name}: results differ: reference {ref_faces} faces, ours {ours_faces}")
-    t = medians_in_turns(dict(zip(STEPS, (ref_pre, ref_post, ours_pre, ours_post), strict=True)), repeat)
+    steps = dict(zip(STEPS, (ref_pre, ref_post, ours_pre, ours_post), strict=True))
+    return Case(size, ours_faces, steps, named, det.backend)
+
+
+def measure(model: Path, name: str, image: np.ndarray, size: tuple[int, int], repeat: int) -> dict:
+    c = case(model, name, image, size)
+    t = medians_in_turns(c.steps, repeat)
     ref_total, ours_total = t["reference_pre"] + t["reference_post"], t["ours_pre"] + t["ours_post"]
     return {
         "model": model.name,
         "image": name,
         "image_size": list(image.shape[1::-1]),
-        "input_size": list(size),
-        "faces": ours_faces,
+        "input_size": list(c.size),
+        "faces": c.faces,
         "median_ms": {k: round(v, 3) for k, v in t.items()},
         "pre_ratio": round(t["reference_pre"] / t["ours_pre"], 2),
         "post_ratio": round(t["reference_post"] / t["ours_post"], 2),

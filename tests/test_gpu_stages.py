@@ -1,13 +1,17 @@
-"""GPU pre/post-processing on a real GPU (marker `gpu`; skipped by name without CuPy and a GPU).
+"""GPU pre/post-processing: the kernels, the host code around them, parity with the CPU path.
 
-The letterbox kernel must equal its NumPy model bit for bit; the whole GPU path (stand-in engine
-on ONNX Runtime, or TensorRT where it runs, trtemu included) must find the CPU path's faces;
-GPU decode and NMS must give the CPU's candidates and kept indices exactly on the same outputs;
-and letterbox + engine + decode must replay from a CUDA graph.
+Each test runs twice: `gpu` on a real GPU with CuPy (marker `gpu`; skipped by name without
+one), and `cpu-emulated` with tests/cuda_on_cpu.py, the same CUDA source compiled for the CPU
+behind a stand-in CuPy (skipped by name without g++). The letterbox kernel must equal its NumPy
+model bit for bit; the whole GPU path (stand-in engine on ONNX Runtime, or TensorRT where it
+runs, trtemu included) must find the CPU path's faces; GPU decode and NMS must give the CPU's
+candidates and kept indices exactly on the same outputs; on the GPU, letterbox + engine +
+decode must replay from a CUDA graph.
 """
 
 from __future__ import annotations
 
+import cuda_on_cpu
 import numpy as np
 import pytest
 from test_gpu_model import FRAMES, load, model_blob
@@ -15,9 +19,8 @@ from test_parity import IMAGES, SAMPLES, iou
 
 from helpers.decode import candidates
 from helpers.detector import Detector
+from helpers.gpu import kernels
 from helpers.ort_backend import OnnxRuntimeBackend
-
-pytestmark = pytest.mark.gpu
 
 
 def _require_cupy_gpu() -> None:
@@ -30,8 +33,23 @@ def _require_cupy_gpu() -> None:
         pytest.skip(f"no CUDA GPU / CuPy here ({type(exc).__name__}: {exc})")
 
 
-@pytest.fixture(autouse=True)
-def gpu() -> None:
+@pytest.fixture(params=["cpu-emulated", pytest.param("gpu", marks=pytest.mark.gpu)])
+def cuda(request, monkeypatch):
+    """Where the kernels run: the real GPU, or their C++ build behind a stand-in CuPy."""
+    if request.param == "gpu":
+        _require_cupy_gpu()
+    elif cuda_on_cpu.compiler() is None:
+        pytest.skip("no g++ here for the CUDA-on-CPU emulation")
+    else:
+        cuda_on_cpu.install(monkeypatch)
+    yield request.param
+    kernels.kernel.cache_clear()
+    kernels._module.cache_clear()
+
+
+@pytest.fixture
+def gpu():
+    """The real GPU only (CUDA graphs, TensorRT)."""
     _require_cupy_gpu()
 
 
@@ -47,14 +65,14 @@ def gpu_canvas(letterbox, image: np.ndarray, size: tuple[int, int]) -> np.ndarra
 
 @pytest.mark.parametrize("name", IMAGES + SAMPLES)
 @pytest.mark.parametrize("size", [(640, 640), (640, 480), (320, 256)])
-def test_letterbox_kernel_is_its_model_bit_for_bit(name, size):
+def test_letterbox_kernel_is_its_model_bit_for_bit(cuda, name, size):
     from helpers.gpu.preprocess import GpuLetterbox
 
     image = load(name)
     np.testing.assert_array_equal(gpu_canvas(GpuLetterbox(), image, size), model_blob(image, size)[0])
 
 
-def test_letterbox_kernel_on_frames_of_changing_shape():
+def test_letterbox_kernel_on_frames_of_changing_shape(cuda):
     from helpers.gpu.preprocess import GpuLetterbox
 
     letterbox = GpuLetterbox()
@@ -85,7 +103,7 @@ def stand_in(model_path, **kwargs):
 
 
 @pytest.mark.parametrize("name", IMAGES + SAMPLES)
-def test_gpu_stages_find_the_cpu_faces(model_path, name):
+def test_gpu_stages_find_the_cpu_faces(cuda, model_path, name):
     image = load(name)
     backend, engine, stages = stand_in(model_path)
     cpu_detector = Detector(backend)
@@ -100,7 +118,32 @@ def test_gpu_stages_find_the_cpu_faces(model_path, name):
         np.testing.assert_array_equal(getattr(gpu.candidates, field), getattr(want, field))
 
 
-def test_decode_overflow_is_decoded_on_the_host(default_model):
+@pytest.mark.parametrize(
+    ("strides", "anchors", "landmarks", "rank"),
+    [
+        ((8, 16, 32), 2, True, 4),
+        ((8, 16, 32), 2, False, 3),
+        ((8, 16, 32, 64, 128), 1, True, 2),
+        ((8, 16, 32), 3, True, 4),
+    ],
+)
+def test_gpu_decode_reads_every_layout(cuda, tmp_path, strides, anchors, landmarks, rank):
+    """Raw NCHW maps, batched rows, no landmarks, five strides: the CPU path's candidates exactly."""
+    from synthetic import scrfd_like
+
+    path = scrfd_like(tmp_path / "m.onnx", strides, anchors, landmarks, rank)
+    backend, engine, stages = stand_in(path)
+    image = load("t1.jpg")
+    cpu_detector = Detector(backend, (640, 480), score_threshold=0.3)
+    found = Detector(backend, (640, 480), score_threshold=0.3, stages=stages).run(image)
+    outputs = backend.run({engine.inputs[0].name: engine.input()})
+    want = candidates(outputs, cpu_detector.layout, (640, 480), 0.3)
+    assert len(want) > 0
+    for field in ("boxes", "scores", "landmarks", "stride", "row"):
+        np.testing.assert_array_equal(getattr(found.candidates, field), getattr(want, field))
+
+
+def test_decode_overflow_is_decoded_on_the_host(cuda, default_model):
     image = load("t1.jpg")
     backend, engine, stages = stand_in(default_model, capacity=8)
     found = Detector(backend, score_threshold=0.05, stages=stages).run(image)
@@ -111,7 +154,7 @@ def test_decode_overflow_is_decoded_on_the_host(default_model):
 
 
 @pytest.mark.parametrize("n", [600, 3000])
-def test_gpu_nms_is_the_cpu_nms(n):
+def test_gpu_nms_is_the_cpu_nms(cuda, n):
     import cupy
 
     from helpers.gpu.postprocess import gpu_nms
@@ -125,7 +168,7 @@ def test_gpu_nms_is_the_cpu_nms(n):
     np.testing.assert_array_equal(got, nms(boxes, scores, 0.4))
 
 
-def test_letterbox_and_decode_replay_from_a_cuda_graph(default_model):
+def test_letterbox_and_decode_replay_from_a_cuda_graph(cuda, default_model):
     """Engine outputs fixed (no recompute: capturable): each replay reads the new frame."""
     from helpers.gpu.stages import GpuStages
 
@@ -146,7 +189,7 @@ def test_letterbox_and_decode_replay_from_a_cuda_graph(default_model):
 
 
 @pytest.fixture
-def tensorrt_backend(model_path):
+def tensorrt_backend(gpu, model_path):
     from helpers.trt.backend import TensorRTBackend, tensorrt_available
 
     ok, why = tensorrt_available()
@@ -157,6 +200,7 @@ def tensorrt_backend(model_path):
     backend.close()
 
 
+@pytest.mark.gpu
 @pytest.mark.tensorrt
 @pytest.mark.parametrize("graph", [False, True])
 def test_tensorrt_engine_with_gpu_stages_finds_the_cpu_faces(tensorrt_backend, model_path, graph):
@@ -173,6 +217,7 @@ def test_tensorrt_engine_with_gpu_stages_finds_the_cpu_faces(tensorrt_backend, m
     stages.close()
 
 
+@pytest.mark.gpu
 @pytest.mark.tensorrt
 def test_cpu_letterbox_writes_into_the_pinned_input(tensorrt_backend, model_path):
     """Detector's CPU path on TensorRT: the blob goes straight into the engine's host buffer."""

@@ -83,7 +83,8 @@ class GpuDecoder:
         to_host(self._count.data.ptr, self.host_count, self.host_count.nbytes, stream)
 
     def _table(self, tensors: Mapping[str, DeviceTensor], layout: Layout, size: tuple[int, int]) -> tuple:
-        key = (layout, size, tuple(sorted((name, t.ptr) for name, t in tensors.items())))
+        # The tensors (names, addresses, shapes) determine the layout, so they key the table.
+        key = (size, tuple(sorted((name, t.ptr, t.shape) for name, t in tensors.items())))
         if key not in self._tables:
             import cupy
 

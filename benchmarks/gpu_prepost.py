@@ -116,7 +116,7 @@ def print_report(rows: list[dict], repeat: int, machine: dict) -> None:
         m = r["median_ms"]
         ref, ours = m["reference_pre"] + m["reference_post"], m["ours_pre"] + m["ours_post"]
         print(
-            f"{r['frame']:<11}{r['faces']:>6}{ref:>11.3f}{ours:>9.3f}"
+            f"{r['frame']:<11}{r['faces']['gpu']:>6}{ref:>11.3f}{ours:>9.3f}"
             + "".join(f"{m[g]:>18.3f}" for g in GPU_STEPS)
         )
     print("ratios (reference or cpu time / other time; above 1: the other is faster)")

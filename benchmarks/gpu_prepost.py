@@ -27,21 +27,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prepost import SHARED, case, cpu_name, medians_in_turns
+from prepost import case, cpu_name, medians_in_turns, source_image
 
 from helpers.errors import UserError
-from helpers.images import read_image
+from helpers.gpu.report import GPU_STEPS, format_report
 from helpers.models import resolve
-from helpers.samples import sample_path
 
 FRAMES = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
-GPU_STEPS = ("gpu", "gpu_graph", "gpu_graph_pinned")
-
-
-def source_image() -> np.ndarray:
-    """The 6-face group photo (or the crowd sample where the shared photos are absent)."""
-    photo = SHARED / "t1.jpg"
-    return read_image(photo if photo.is_file() else sample_path("crowd48.png"))
 
 
 def gpu_machine() -> dict:
@@ -108,27 +100,6 @@ def measure(model: Path, label: str, frame: np.ndarray, size: tuple[int, int], r
     }
 
 
-def print_report(rows: list[dict], repeat: int, machine: dict) -> None:
-    head = f"{'frame':<11}{'faces':>6}{'reference':>11}{'cpu':>9}" + "".join(f"{g:>18}" for g in GPU_STEPS)
-    print("pre+post per frame, median ms (wall)")
-    print(head)
-    for r in rows:
-        m = r["median_ms"]
-        ref, ours = m["reference_pre"] + m["reference_post"], m["ours_pre"] + m["ours_post"]
-        print(
-            f"{r['frame']:<11}{r['faces']['gpu']:>6}{ref:>11.3f}{ours:>9.3f}"
-            + "".join(f"{m[g]:>18.3f}" for g in GPU_STEPS)
-        )
-    print("ratios (reference or cpu time / other time; above 1: the other is faster)")
-    for r in rows:
-        print(f"{r['frame']:<11}" + "  ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items()))
-    print("CUDA events, median ms")
-    for r in rows:
-        for variant, laps in r["cuda_event_ms"].items():
-            print(f"{r['frame']:<11}{variant:<11}" + "  ".join(f"{k} {v:.4f}" for k, v in laps.items()))
-    print(f"({repeat} runs each, blocks in turn; {machine['cpu']}; {machine['gpu']}, CuPy {machine['cupy']})")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="ONNX model (default: the model folder's default)")
@@ -151,17 +122,17 @@ def main() -> None:
     }
     size = (args.size[0], args.size[1])
     rows = [measure(model, label, cv2.resize(image, wh), size, args.repeat) for label, wh in FRAMES.items()]
-    print_report(rows, args.repeat, machine)
+    report = {
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "model": model.name,
+        "repeat": args.repeat,
+        "machine": machine,
+        "results": rows,
+    }
+    print(format_report(report))
     if args.json:
         from helpers.atomic import write_text
 
-        report = {
-            "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-            "model": model.name,
-            "repeat": args.repeat,
-            "machine": machine,
-            "results": rows,
-        }
         write_text(args.json, json.dumps(report, indent=2) + "\n")
 
 

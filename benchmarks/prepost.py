@@ -64,11 +64,17 @@ def medians_in_turns(fns: dict[str, Callable[[], object]], repeat: int, block: i
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
+def source_image() -> np.ndarray:
+    """The photo the synthetic frames are made from (the crowd sample where it is absent)."""
+    photo = SHARED / FRAME_SOURCE
+    return read_image(photo if photo.is_file() else sample_path("crowd48.png"))
+
+
 def default_images() -> dict[str, np.ndarray]:
     """name -> BGR image: the shared photos found, the project's samples, and the synthetic frames."""
     images = {name: read_image(SHARED / name) for name in PHOTOS if (SHARED / name).is_file()}
     images.update({name: read_image(sample_path(name)) for name in SAMPLES})
-    source = images.get(FRAME_SOURCE, images["crowd48.png"])
+    source = source_image()
     for label, (w, h) in FRAMES.items():
         images[f"frame {label}"] = cv2.resize(source, (w, h))
     return images

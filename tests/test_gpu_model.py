@@ -8,6 +8,8 @@ post-processing (record ordering, greedy scan of the bitmask) are pure NumPy and
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import onnxruntime as ort
@@ -147,3 +149,23 @@ def test_level_table_points_each_level_at_its_tensors():
             starts,
         )
         starts += LAYOUT.rows(stride, 96, 64)
+
+
+def test_recorded_report_reads_as_a_table_or_is_absent(tmp_path):
+    from helpers.gpu.report import format_report, load_report
+
+    assert load_report(tmp_path / "missing.json") is None
+    laps = {"gpu": {"total": 0.05}, "gpu_graph": {"total": 0.04}}
+    row = {
+        "frame": "640x480",
+        "faces": {"cpu": 6, "gpu": 6},
+        "median_ms": {"reference_pre": 1.5, "reference_post": 0.9, "ours_pre": 0.5, "ours_post": 0.1}
+        | {"gpu": 0.2, "gpu_graph": 0.15, "gpu_graph_pinned": 0.1},
+        "cuda_event_ms": laps,
+        "ratios": {"reference_vs_gpu": 12.0},
+    }
+    machine = {"cpu": "16 x Some CPU", "gpu": "NVIDIA H200", "cupy": "13.6.0"}
+    report = {"results": [row], "machine": machine, "repeat": 300, "model": "m.onnx", "command": "python x"}
+    (tmp_path / "r.json").write_text(json.dumps(report))
+    text = format_report(load_report(tmp_path / "r.json"))
+    assert "NVIDIA H200" in text and "reference_vs_gpu 12.00" in text and "2.400" in text

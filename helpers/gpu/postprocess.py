@@ -24,6 +24,7 @@ from helpers.layout import Layout
 from helpers.nms import MATRIX_LIMIT, nms
 
 CAPACITY = 4096  # candidate rows kept on the GPU; past it the frame is decoded on the host
+MAX_GRID_Y = 65535  # the suppress kernel's grid has one row of blocks per box
 
 
 def level_table(tensors: Mapping[str, DeviceTensor], layout: Layout, size: tuple[int, int]) -> np.ndarray:
@@ -109,7 +110,8 @@ class GpuDecoder:
         stream.synchronize()
         n = int(self.host_count[0])
         if n > self.capacity:
-            host = {name: device_array(t, self).get(stream=stream) for name, t in tensors.items()}
+            names = {name for per_stride in layout.outputs.values() for name in per_stride.values()}
+            host = {name: device_array(tensors[name], self).get(stream=stream) for name in names}
             return candidates(host, layout, size, threshold)
         if not n:
             return Faces.empty(layout.landmarks)
@@ -147,7 +149,7 @@ def gpu_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, stream: Any
     the CPU path's exactly; the GPU computes each box's suppressions with the same arithmetic.
     """
     n = len(scores)
-    if n <= MATRIX_LIMIT:
+    if n <= MATRIX_LIMIT or n > MAX_GRID_Y:
         return nms(boxes, scores, threshold)
     import cupy
 

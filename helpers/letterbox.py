@@ -69,7 +69,7 @@ class Preprocessor:
     def __init__(self) -> None:
         self._blobs: dict[tuple[int, int], np.ndarray] = {}
         self._padded: dict[tuple[int, int], tuple[int, int]] = {}  # size -> (new_w, new_h) padded
-        self._scratch = np.empty(0, np.uint8)  # resized image and its three planes
+        self._scratch = np.empty(0, np.uint8)  # RGB planes, then the resized image
 
     def __call__(
         self, image: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None
@@ -82,9 +82,15 @@ class Preprocessor:
             pad(blob, nw, nh)
         else:
             blob = self._own_blob(size, nw, nh)
-        planes = blob[0]
-        for c, plane in enumerate(self._split(image, nw, nh)[2::-1]):  # BGR -> RGB
-            cv2.LUT(plane, LUT, dst=planes[c, :nh, :nw])
+        rgb = self._rgb_planes(image, nw, nh)
+        # One look-up for all three planes: the canvas side the image fills makes each plane's
+        # image region rows of one 2-D view (whole rows when it fills the width).
+        height, width = blob.shape[2:]
+        if nw == width:
+            src, dst = rgb.reshape(3, nh * nw), blob[0].reshape(3, height * width)[:, : nh * nw]
+        else:  # fit() fills the height when it does not fill the width
+            src, dst = rgb.reshape(3 * nh, nw), blob[0, :, :, :nw].reshape(3 * height, nw)
+        cv2.LUT(src, LUT, dst=dst)
         return blob, box
 
     def _own_blob(self, size: tuple[int, int], nw: int, nh: int) -> np.ndarray:
@@ -96,22 +102,24 @@ class Preprocessor:
             self._padded[size] = (nw, nh)
         return blob
 
-    def _split(self, image: np.ndarray, nw: int, nh: int) -> list[np.ndarray]:
-        """The resized image as contiguous B, G, R planes (views into one reused scratch buffer)."""
+    def _rgb_planes(self, image: np.ndarray, nw: int, nh: int) -> np.ndarray:
+        """The resized image as R, G, B planes (3, nh, nw) in one reused scratch buffer."""
         if image.ndim != 2 and (image.ndim != 3 or image.shape[2] != 3):
             raise ValueError(f"expected a BGR (H, W, 3) or grayscale (H, W) image, got shape {image.shape}")
         area = nw * nh
         if self._scratch.size < 6 * area:
             self._scratch = np.empty(6 * area, np.uint8)
+        rgb = self._scratch[: 3 * area].reshape(3, nh, nw)
         resized = image  # the reference's resize to the same size is a plain copy
         if image.shape[:2] != (nh, nw):
             channels = image.shape[2:]
             dst = self._scratch[3 * area : (4 if image.ndim == 2 else 6) * area].reshape(nh, nw, *channels)
             resized = cv2.resize(image, (nw, nh), dst=dst)
         if resized.ndim == 2:
-            return [resized] * 3
-        planes = [self._scratch[i * area : (i + 1) * area].reshape(nh, nw) for i in range(3)]
-        return list(cv2.split(resized, planes))
+            rgb[...] = resized
+        else:
+            cv2.split(resized, [rgb[2], rgb[1], rgb[0]])  # B, G, R into planes 2, 1, 0
+        return rgb
 
 
 def pad(blob: np.ndarray, nw: int, nh: int) -> None:

@@ -20,8 +20,8 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -80,8 +80,7 @@ def default_images() -> dict[str, np.ndarray]:
     return images
 
 
-@dataclass
-class Case:
+class Case(NamedTuple):  # not a dataclass: notebooks load this file outside sys.modules
     """One image's CPU pipelines, ready to time: the reference's and ours, on shared outputs."""
 
     size: tuple[int, int]

@@ -199,6 +199,7 @@ class TensorRTBackend:
         self._check_open()
         shapes = self._single_input(name, shape)
         with self._lock, self.cuda.activate():
+            self._check_open()  # closed by another thread while this one waited
             self.buffers.set_shapes(shapes)
             return self.buffers.buffers[name].host
 
@@ -206,6 +207,7 @@ class TensorRTBackend:
         """`run` on what was written into `input_array`, without loading a separate array."""
         self._check_open()
         with self._lock:
+            self._check_open()
             if self.poison:
                 with self.cuda.activate():
                     self.buffers.poison_outputs(self.stream)

@@ -2,21 +2,28 @@
 
 Both pipelines see the same image, the same model outputs (one ONNX Runtime
 run, shared) and the same thresholds; only the Python around inference is
-timed. Prints medians and the ratio; run from the repository root:
+timed, the four measurements taking turns in blocks so that drift on a
+shared machine hits them alike. The images are real photos of several sizes
+plus 640x480, 1280x720 and 1920x1080 frames made from them. Prints medians
+and the ratios; run from the repository root:
 
-    python benchmarks/prepost.py [--model M] [--image I] [--repeat N] [--json PATH]
+    python benchmarks/prepost.py [--model M] [--image I ...] [--repeat N] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
@@ -25,27 +32,66 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scrfd_reference import ReferenceSCRFD
 
-from helpers.decode import candidates
-from helpers.detector import Detector
+from helpers.detector import Detector, postprocess
 from helpers.images import read_image
 from helpers.models import resolve
-from helpers.nms import nms
 from helpers.ort_backend import OnnxRuntimeBackend
 from helpers.samples import sample_path
 
+SHARED = Path(os.environ.get("SCRFD_IMAGE_DIR", Path(__file__).resolve().parents[2] / "shared" / "images"))
+PHOTOS = ["t1.jpg", "mask_white.jpg", "Tom_Hanks_54745.png"]
+SAMPLES = ["astronaut.png", "crowd48.png", "large_face.png"]
+FRAMES = {"640x480": (640, 480), "1280x720": (1280, 720), "1920x1080": (1920, 1080)}
+FRAME_SOURCE = "t1.jpg"  # the 6-face group photo, stretched to each frame size
+STEPS = ("reference_pre", "reference_post", "ours_pre", "ours_post")
 
-def median_ms(fn, repeat: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeat):
-        t = time.perf_counter()
+
+def medians_in_turns(fns: dict[str, Callable[[], object]], repeat: int, block: int = 10) -> dict[str, float]:
+    """Median ms of each function over `repeat` calls, taken in turns of `block` consecutive calls.
+
+    Consecutive calls keep each function in its steady state (as in a loop over frames); taking
+    turns spreads the drift of a shared machine over all of them alike.
+    """
+    for fn in fns.values():
         fn()
-        samples.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(samples)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(-(-repeat // block)):
+        for name, fn in fns.items():
+            for _ in range(block):
+                t = time.perf_counter()
+                fn()
+                samples[name].append((time.perf_counter() - t) * 1e3)
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
-def measure(model: Path, image_path: Path, size: tuple[int, int], repeat: int) -> dict:
-    image = read_image(image_path)
+def source_image() -> np.ndarray:
+    """The photo the synthetic frames are made from (the crowd sample where it is absent)."""
+    photo = SHARED / FRAME_SOURCE
+    return read_image(photo if photo.is_file() else sample_path("crowd48.png"))
+
+
+def default_images() -> dict[str, np.ndarray]:
+    """name -> BGR image: the shared photos found, the project's samples, and the synthetic frames."""
+    images = {name: read_image(SHARED / name) for name in PHOTOS if (SHARED / name).is_file()}
+    images.update({name: read_image(sample_path(name)) for name in SAMPLES})
+    source = source_image()
+    for label, (w, h) in FRAMES.items():
+        images[f"frame {label}"] = cv2.resize(source, (w, h))
+    return images
+
+
+class Case(NamedTuple):  # not a dataclass: notebooks load this file outside sys.modules
+    """One image's CPU pipelines, ready to time: the reference's and ours, on shared outputs."""
+
+    size: tuple[int, int]
+    faces: int
+    steps: dict[str, Callable[[], object]]  # the STEPS, in order
+    outputs: dict[str, np.ndarray]  # one ONNX Runtime run on the letterboxed image, by name
+    backend: OnnxRuntimeBackend
+
+
+def case(model: Path, name: str, image: np.ndarray, size: tuple[int, int]) -> Case:
+    """Both pipelines on `image`, checked to agree (same blob, same face count) before timing."""
     ref = ReferenceSCRFD(ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]))
     size = ref.input_size or size
     det = Detector(OnnxRuntimeBackend(model, ["CPUExecutionProvider"]), size)
@@ -53,6 +99,7 @@ def measure(model: Path, image_path: Path, size: tuple[int, int], repeat: int) -
     net_outs = ref.session.run(ref.output_names, {ref.input_name: ref.blob(canvas, size)})
     named = dict(zip(ref.output_names, net_outs, strict=True))
     blob, box = det._prep(image, size)
+    ref_blob = ref.blob(canvas, size)
 
     def ref_pre():
         c, _ = ref.preprocess(image, size)
@@ -65,28 +112,25 @@ def measure(model: Path, image_path: Path, size: tuple[int, int], repeat: int) -
         return det._prep(image, size)
 
     def ours_post():
-        c = candidates(named, det.layout, size, det.score_threshold)
-        return c[nms(c.boxes, c.scores, det.nms_threshold)].scaled(box.scale)
+        return postprocess(named, det.layout, box, det.score_threshold, det.nms_threshold)[0]
 
     ref_faces, ours_faces = len(ref_post()[0]), len(ours_post())
-    if ref_faces != ours_faces or not np.array_equal(ref_pre(), blob):
-        raise SystemExit(f"results differ: reference {ref_faces} faces, ours {ours_faces}")
-    t = {
-        name: median_ms(fn, repeat)
-        for name, fn in [
-            ("reference_pre", ref_pre),
-            ("reference_post", ref_post),
-            ("ours_pre", ours_pre),
-            ("ours_post", ours_post),
-        ]
-    }
+    if ref_faces != ours_faces or not np.array_equal(ref_blob, blob):
+        raise SystemExit(f"{name}: results differ: reference {ref_faces} faces, ours {ours_faces}")
+    steps = dict(zip(STEPS, (ref_pre, ref_post, ours_pre, ours_post), strict=True))
+    return Case(size, ours_faces, steps, named, det.backend)
+
+
+def measure(model: Path, name: str, image: np.ndarray, size: tuple[int, int], repeat: int) -> dict:
+    c = case(model, name, image, size)
+    t = medians_in_turns(c.steps, repeat)
     ref_total, ours_total = t["reference_pre"] + t["reference_post"], t["ours_pre"] + t["ours_post"]
     return {
         "model": model.name,
-        "image": image_path.name,
+        "image": name,
         "image_size": list(image.shape[1::-1]),
-        "input_size": list(size),
-        "faces": ours_faces,
+        "input_size": list(c.size),
+        "faces": c.faces,
         "median_ms": {k: round(v, 3) for k, v in t.items()},
         "pre_ratio": round(t["reference_pre"] / t["ours_pre"], 2),
         "post_ratio": round(t["reference_post"] / t["ours_post"], 2),
@@ -94,37 +138,68 @@ def measure(model: Path, image_path: Path, size: tuple[int, int], repeat: int) -
     }
 
 
+def print_table(rows: list[dict]) -> None:
+    print(
+        f"{'image':<22}{'size':>11}{'faces':>6}{'ref pre':>9}{'ref post':>9}{'our pre':>9}{'our post':>9}"
+        f"{'pre x':>7}{'post x':>7}{'pre+post x':>11}"
+    )
+    for r in rows:
+        m, (w, h) = r["median_ms"], r["image_size"]
+        print(
+            f"{r['image']:<22}{f'{w}x{h}':>11}{r['faces']:>6}{m['reference_pre']:>9.3f}"
+            f"{m['reference_post']:>9.3f}{m['ours_pre']:>9.3f}{m['ours_post']:>9.3f}"
+            f"{r['pre_ratio']:>7.2f}{r['post_ratio']:>7.2f}{r['prepost_ratio']:>11.2f}"
+        )
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def summary(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Min and median pre+post ratio of ordinary photos (<= 640 px, <= 3 faces), crowds (>= 10 faces)."""
+    groups = {
+        "ordinary photos": [r for r in rows if max(r["image_size"]) <= 640 and r["faces"] <= 3],
+        "crowds": [r for r in rows if r["faces"] >= 10],
+        "all": rows,
+    }
+    return {
+        label: {
+            "min": min(r["prepost_ratio"] for r in group),
+            "median": statistics.median(r["prepost_ratio"] for r in group),
+        }
+        for label, group in groups.items()
+        if group
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="ONNX model (default: the model folder's default)")
-    parser.add_argument("--image", action="append", help="image(s) (default: the project's samples)")
+    parser.add_argument("--image", action="append", help="image(s) (default: shared photos, samples, frames)")
+    parser.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("W", "H"))
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     model = resolve(args.model)
-    images = (
-        [Path(p) for p in args.image]
-        if args.image
-        else [sample_path("crowd48.png"), sample_path("astronaut.png")]
-    )
-    rows = [measure(model, img, (640, 640), args.repeat) for img in images]
-    print(
-        f"{'image':<16}{'faces':>6}{'ref pre':>10}{'ref post':>10}{'our pre':>10}{'our post':>10}"
-        f"{'pre x':>8}{'post x':>8}{'pre+post x':>12}"
-    )
-    for r in rows:
-        m = r["median_ms"]
-        print(
-            f"{r['image']:<16}{r['faces']:>6}{m['reference_pre']:>10.3f}{m['reference_post']:>10.3f}"
-            f"{m['ours_pre']:>10.3f}{m['ours_post']:>10.3f}{r['pre_ratio']:>8.2f}{r['post_ratio']:>8.2f}"
-            f"{r['prepost_ratio']:>12.2f}"
-        )
-    cpu = platform.processor() or platform.machine()
-    print(f"(medians in ms over {args.repeat} runs, model {model.name}, {cpu})")
+    images = {Path(p).name: read_image(p) for p in args.image} if args.image else default_images()
+    size = (args.size[0], args.size[1])
+    rows = [measure(model, name, img, size, args.repeat) for name, img in images.items()]
+    print_table(rows)
+    cpu = f"{os.cpu_count()} x {cpu_name()}"
+    print(f"(medians in ms over {args.repeat} runs (blocks of 10 in turn), {model.name}, {cpu})")
+    for label, group in summary(rows).items():
+        print(f"pre+post ratio, {label}: " + ", ".join(f"{k} {v:.2f}" for k, v in group.items()))
     if args.json:
         from helpers.atomic import write_text
 
-        write_text(args.json, json.dumps({"results": rows, "repeat": args.repeat}, indent=2) + "\n")
+        report = {"results": rows, "summary": summary(rows), "repeat": args.repeat, "cpu": cpu}
+        write_text(args.json, json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ Outputs are keyed by name because engines may reorder them.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -37,6 +38,50 @@ class Backend(Protocol):
     def outputs(self) -> list[TensorInfo]: ...
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+@runtime_checkable
+class PreparedInput(Protocol):
+    """A backend whose input can be written in place (TensorRT: the pinned host input buffer).
+
+    `input_array(name, shape)` sizes the engine for `shape` and returns the array to fill;
+    `run_prepared()` then runs on it without copying a separate input in. The array is owned
+    by the backend: valid until the next call with another shape, and overwritten by `run`.
+    """
+
+    def input_array(self, name: str, shape: tuple[int, ...]) -> np.ndarray: ...
+
+    def run_prepared(self) -> dict[str, np.ndarray]: ...
+
+
+class DeviceTensor(NamedTuple):
+    """An engine I/O tensor in device memory: address, concrete shape, dtype."""
+
+    ptr: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+@runtime_checkable
+class DeviceEngine(Protocol):
+    """An engine that pre- and post-processing on the GPU can run around, on its stream.
+
+    Everything happens inside `activate()` (the engine's CUDA context current) and on the
+    stream `stream_handle`; `enqueue()` only enqueues inference there (no copies, no wait),
+    so it can be captured in a CUDA graph together with kernels before and after it.
+    """
+
+    @property
+    def inputs(self) -> list[TensorInfo]: ...
+
+    @property
+    def stream_handle(self) -> int: ...
+
+    def activate(self) -> AbstractContextManager[Any]: ...
+
+    def device_tensors(self, input_shape: tuple[int, ...]) -> dict[str, DeviceTensor]: ...
+
+    def enqueue(self) -> None: ...
 
 
 def static_size(info: TensorInfo) -> tuple[int, int] | None:

@@ -130,7 +130,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
         check_writable(args.json)
     model = resolve(args.model)
     backend = make_backend(args.backend, model, sizes=sizes, method=args.trt_method)
-    detector = Detector(backend, sizes[0] if sizes else None, args.score_threshold, args.nms_threshold)
+    from helpers.gpu.stages import stages_for
+
+    stages = stages_for(args.preprocess, backend, graph=args.trt_method == "graph")
+    first = sizes[0] if sizes else None
+    detector = Detector(backend, first, args.score_threshold, args.nms_threshold, stages=stages)
     if detector.fixed_size and len(sizes) > 1:
         w, h = detector.fixed_size
         raise UserError(
@@ -438,6 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("v3", "v2", "graph"),
         default="v3",
         help="TensorRT execution: execute_async_v3, execute_v2 or a CUDA graph of v3 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--preprocess",
+        choices=("auto", "gpu", "cpu"),
+        default="auto",
+        help="letterbox and decode on the GPU (CuPy, TensorRT backend) or the CPU; auto: the GPU when "
+        "usable (default: %(default)s)",
     )
     p.add_argument("--json", metavar="PATH", help="write results as JSON (atomically); - for stdout")
     p.add_argument(

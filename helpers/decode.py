@@ -22,23 +22,27 @@ def candidates(
     size: tuple[int, int],
     threshold: float,
 ) -> Faces:
-    """Faces scoring >= threshold, in input-canvas pixels, in level then row order."""
+    """Faces scoring >= threshold, in input-canvas pixels, in level then row order.
+
+    Levels with no candidate (most of them, on most frames) cost one comparison and nothing else.
+    """
     width, height = size
     parts = []
     for stride in layout.strides:
         scores = layout.as_rows(outputs[layout.name("score", stride)])[:, 0].astype(np.float32, copy=False)
-        rows = np.flatnonzero(scores >= threshold)
         centre = centres(-(-height // stride), -(-width // stride), stride, layout.anchors)
         if len(centre) != len(scores):
             raise ValueError(
                 f"stride {stride}: {len(scores)} score rows, expected {len(centre)} for a "
                 f"{width}x{height} input; the outputs do not belong to this input size"
             )
-        boxes, marks = decode_rows(outputs, layout, stride, rows, centre[rows])
-        parts.append(
-            Faces(boxes, scores[rows], marks, np.full(len(rows), stride, np.int32), rows.astype(np.int64))
-        )
-    return Faces.concat(parts)
+        rows = np.flatnonzero(scores >= threshold)
+        if rows.size:
+            boxes, marks = decode_rows(outputs, layout, stride, rows, centre[rows])
+            parts.append(Faces(boxes, scores[rows], marks, np.full(len(rows), stride, np.int32), rows))
+    if len(parts) == 1:
+        return parts[0]
+    return Faces.concat(parts) if parts else Faces.empty(layout.landmarks)
 
 
 def decode_rows(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from helpers.backend import Backend, static_size
+from helpers.backend import Backend, PreparedInput, static_size
 from helpers.decode import candidates
 from helpers.detections import Faces
 from helpers.errors import UserError
@@ -79,8 +80,16 @@ class Detection:
     candidates: Faces  # all faces over the threshold, canvas pixels, level order
     kept: np.ndarray  # indices into candidates that NMS kept
     letterbox: Letterbox
-    outputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]  # empty when the stages ran on the GPU: the outputs never left it
     timings: Timings = field(default_factory=Timings)
+
+
+class Stages(Protocol):
+    """Pre-processing, the engine and post-processing done elsewhere (helpers.gpu: on the GPU)."""
+
+    def run(
+        self, image: np.ndarray, size: tuple[int, int], score_threshold: float, nms_threshold: float
+    ) -> Detection: ...
 
 
 def postprocess(
@@ -93,6 +102,8 @@ def postprocess(
     """(kept faces in original pixels, candidates in canvas pixels, kept indices) of one run."""
     cands = candidates(outputs, layout, (box.width, box.height), score_threshold)
     kept = nms(cands.boxes, cands.scores, nms_threshold)
+    if not len(cands):  # the common empty frame: nothing to select or rescale
+        return cands, cands, kept
     return cands[kept].scaled(box.scale), cands, kept
 
 
@@ -111,8 +122,10 @@ class Detector:
         input_size: tuple[int, int] | None = None,
         score_threshold: float = 0.5,
         nms_threshold: float = 0.4,
+        stages: Stages | None = None,
     ):
         self.backend = backend
+        self.stages = stages  # e.g. helpers.gpu.GpuStages(backend): letterbox and decode on the GPU
         self.fixed_size = static_size(backend.inputs[0])
         self.requested_size = check_size(input_size) if input_size else None
         self.input_size = self.fixed_size or self.requested_size or DEFAULT_SIZE
@@ -132,11 +145,20 @@ class Detector:
     def run(self, image: np.ndarray, size: tuple[int, int] | None = None) -> Detection:
         """Detect at one input size, keeping the intermediate results."""
         size = self.fixed_size or (check_size(size) if size else self.input_size)
+        if self.stages is not None:
+            return self.stages.run(image, size, self.score_threshold, self.nms_threshold)
         t0 = time.perf_counter()
-        blob, box = self._prep(image, size)
-        t1 = time.perf_counter()
-        feed = blob if self.input_dtype is None else blob.astype(self.input_dtype)
-        outputs = self.backend.run({self.input_name: feed})
+        if isinstance(self.backend, PreparedInput) and self.input_dtype is None:
+            # Letterbox straight into the engine's pinned input: no blob, no copy.
+            target = self.backend.input_array(self.input_name, (1, 3, size[1], size[0]))
+            _, box = self._prep(image, size, out=target)
+            t1 = time.perf_counter()
+            outputs = self.backend.run_prepared()
+        else:
+            blob, box = self._prep(image, size)
+            t1 = time.perf_counter()
+            feed = blob if self.input_dtype is None else blob.astype(self.input_dtype)
+            outputs = self.backend.run({self.input_name: feed})
         t2 = time.perf_counter()
         faces, cands, kept = postprocess(outputs, self.layout, box, self.score_threshold, self.nms_threshold)
         t3 = time.perf_counter()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_MATRIX_LIMIT = 512  # n x n float32 temporaries: ~1 MB each at 512
+MATRIX_LIMIT = 512  # n x n float32 temporaries: ~1 MB each at 512
 
 
 def _iou_against(boxes: np.ndarray, areas: np.ndarray, i: np.ndarray | int, j: np.ndarray) -> np.ndarray:
@@ -24,20 +24,41 @@ def _iou_against(boxes: np.ndarray, areas: np.ndarray, i: np.ndarray | int, j: n
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     """Indices of kept boxes, highest score first."""
     n = len(scores)
-    if n > _MATRIX_LIMIT:
+    if n < 2:
+        return np.arange(n, dtype=np.int64)
+    if n > MATRIX_LIMIT:
         return np.asarray([i for i, _ in trace(boxes, scores, threshold)], np.int64)
     order = scores.argsort()[::-1]
-    boxes = boxes[order]
-    areas = _areas(boxes)
-    idx = np.arange(n)
-    over = _iou_against(boxes, areas, idx[:, None], idx[None, :]) > threshold
+    over = _overlaps(boxes[order], threshold)
+    # Greedy scan that visits only the kept boxes: the next one is the first not yet removed.
     removed = np.zeros(n, bool)
     keep = []
-    for i in range(n):
-        if not removed[i]:
-            keep.append(i)
-            removed |= over[i]
+    while True:
+        i = int(removed.argmin())
+        if removed[i]:
+            break
+        keep.append(i)
+        removed |= over[i]
+        removed[i] = True
     return order[np.asarray(keep, np.int64)]
+
+
+def _overlaps(boxes: np.ndarray, threshold: float) -> np.ndarray:
+    """IoU > threshold for every pair, `_iou_against`'s arithmetic on column views, in place."""
+    x1, y1, x2, y2 = boxes.T.copy()
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    inter = np.minimum(x2[:, None], x2[None, :])
+    inter -= np.maximum(x1[:, None], x1[None, :])
+    inter += 1
+    np.maximum(inter, 0.0, out=inter)
+    h = np.minimum(y2[:, None], y2[None, :])
+    h -= np.maximum(y1[:, None], y1[None, :])
+    h += 1
+    np.maximum(h, 0.0, out=h)
+    inter *= h
+    union = np.add(areas[:, None], areas[None, :], out=h)
+    union -= inter
+    return np.divide(inter, union, out=inter) > threshold
 
 
 def _areas(boxes: np.ndarray) -> np.ndarray:

@@ -127,3 +127,15 @@ def test_faces_select_scale_and_serialise():
         "landmarks": [[20.0, 22.0], [24.0, 26.0], [28.0, 30.0], [32.0, 34.0], [36.0, 38.0]],
     }
     assert Faces.empty(landmarks=False).to_json() == []
+
+
+@pytest.mark.parametrize("thr", [0.0, 0.4, 0.9])
+def test_overlap_matrix_is_the_pairwise_iou_test_bit_for_bit(thr):
+    from helpers.nms import _areas, _iou_against, _overlaps
+
+    rng = np.random.default_rng(7)
+    xy = rng.uniform(0, 300, (200, 2)).astype(np.float32)
+    boxes = np.hstack([xy, xy + rng.uniform(1, 90, (200, 2)).astype(np.float32)])
+    idx = np.arange(200)
+    want = _iou_against(boxes, _areas(boxes), idx[:, None], idx[None, :]) > thr
+    np.testing.assert_array_equal(_overlaps(boxes, thr), want)

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers.backend import TensorInfo
+from helpers.backend import DeviceTensor, TensorInfo
 from helpers.errors import UserError
 from helpers.layout import Layout
 from helpers.trt.bindings import IOBuffers, match_inputs
 from helpers.trt.build import DEFAULT_CACHE_DIR, BuildOptions, build_engine
 from helpers.trt.cache import describe_mismatch, plan_manifest
-from helpers.trt.runner import Runner, check_method
+from helpers.trt.runner import Runner, check_method, enqueue_failure
 from helpers.trt.runtime import (
     EMULATOR,
     current_target,
@@ -32,7 +33,7 @@ from helpers.trt.runtime import (
     logger,
     tensorrt_status,
 )
-from helpers.trt.specs import specs_from_engine
+from helpers.trt.specs import check_in_profile, specs_from_engine
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -189,6 +190,61 @@ class TensorRTBackend:
                     self.buffers.poison_outputs(self.stream)
             self.runner.run(self.method)
             return self.buffers.read_outputs()
+
+    # The seams for pre- and post-processing that skip the copies (see helpers.backend's
+    # PreparedInput and DeviceEngine). One thread drives them; `run` may not interleave.
+
+    def input_array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The pinned host buffer of input `name`, sized for `shape`: write the input there."""
+        self._check_open()
+        shapes = self._single_input(name, shape)
+        with self._lock, self.cuda.activate():
+            self._check_open()  # closed by another thread while this one waited
+            self.buffers.set_shapes(shapes)
+            return self.buffers.buffers[name].host
+
+    def run_prepared(self) -> dict[str, np.ndarray]:
+        """`run` on what was written into `input_array`, without loading a separate array."""
+        self._check_open()
+        with self._lock:
+            self._check_open()
+            if self.poison:
+                with self.cuda.activate():
+                    self.buffers.poison_outputs(self.stream)
+            self.runner.run(self.method)
+            return self.buffers.read_outputs()
+
+    @property
+    def stream_handle(self) -> int:
+        return self.stream.handle
+
+    def activate(self) -> AbstractContextManager[Any]:
+        """The engine's CUDA context, current for the block."""
+        return self.cuda.activate()
+
+    def device_tensors(self, input_shape: tuple[int, ...]) -> dict[str, DeviceTensor]:
+        """Device address, shape and dtype of every I/O tensor at this input shape (call inside
+        `activate()`); the addresses change only when the shape does."""
+        self._check_open()
+        self.buffers.set_shapes(self._single_input(self.inputs[0].name, input_shape))
+        return {
+            name: DeviceTensor(b.device_ptr, self.buffers.shapes[name], b.host.dtype)
+            for name, b in self.buffers.buffers.items()
+        }
+
+    def enqueue(self) -> None:
+        """execute_async_v3 on the engine's stream on the device buffers as they are: no copies, no
+        wait (call inside `activate()`); capturable in a CUDA graph."""
+        log_book().clear()
+        if not self.context.execute_async_v3(self.stream.handle):
+            raise enqueue_failure("execute_async_v3", log_book().last_error("TensorRT logged no error"))
+
+    def _single_input(self, name: str, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        inputs = [s for s in self.specs if s.is_input]
+        if len(inputs) != 1 or inputs[0].name != name:
+            raise UserError(f"the engine takes inputs {[s.name for s in inputs]}; in-place input needs one")
+        check_in_profile(inputs[0], tuple(shape))
+        return {name: tuple(shape)}
 
     def layout(self, width: int, height: int) -> Layout:
         """The SCRFD layout at the shapes of the last run (call `run` once first)."""

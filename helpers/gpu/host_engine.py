@@ -1,0 +1,64 @@
+"""A stand-in for TensorRT on a GPU machine without it: the engine's device buffers, filled by a
+host backend (ONNX Runtime), so the GPU stages run for real around it.
+
+`enqueue` waits for the stream, brings the letterboxed input back, runs the backend and puts its
+outputs into the output buffers (so it is not capturable, unlike TensorRT's). With
+`recompute=False` it leaves the outputs as they are: the benchmark times pre- and
+post-processing around real SCRFD outputs already in device memory.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import numpy as np
+
+from helpers.backend import Backend, DeviceTensor, TensorInfo
+
+
+class HostEngine:
+    """`DeviceEngine` over `backend`, on a CuPy stream in the device's primary context."""
+
+    def __init__(self, backend: Backend, recompute: bool = True) -> None:
+        import cupy
+
+        self.backend = backend
+        self.recompute = recompute
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self._arrays: dict[str, Any] = {}
+        self._shape: tuple[int, ...] | None = None
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        return self.backend.inputs
+
+    @property
+    def stream_handle(self) -> int:
+        return int(self.stream.ptr)
+
+    def activate(self) -> AbstractContextManager[Any]:
+        return nullcontext()  # CuPy works in the primary context, made current by the runtime
+
+    def device_tensors(self, input_shape: tuple[int, ...]) -> dict[str, DeviceTensor]:
+        if input_shape != self._shape:
+            import cupy
+
+            name = self.inputs[0].name
+            outputs = self.backend.run({name: np.zeros(input_shape, np.float32)})
+            self._arrays = {name: cupy.zeros(input_shape, np.float32)}
+            self._arrays.update({k: cupy.asarray(v) for k, v in outputs.items()})
+            self._shape = input_shape
+        return {k: DeviceTensor(int(a.data.ptr), tuple(a.shape), a.dtype) for k, a in self._arrays.items()}
+
+    def enqueue(self) -> None:
+        if not self.recompute:
+            return
+        name = self.inputs[0].name
+        blob = self._arrays[name].get(stream=self.stream)  # waits for the letterbox
+        for key, value in self.backend.run({name: blob}).items():
+            self._arrays[key].set(value, stream=self.stream)
+
+    def input(self) -> np.ndarray:
+        """The engine input as the letterbox wrote it (waits for the stream)."""
+        return self._arrays[self.inputs[0].name].get(stream=self.stream)

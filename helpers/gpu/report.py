@@ -1,0 +1,51 @@
+"""The GPU pre/post benchmark's report: where it is kept, and how it reads as a table.
+
+`benchmarks/gpu_prepost.py` writes it on a GPU machine; notebook 06b shows the recorded one to
+readers without a GPU, labelled with the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+REPORT = Path(__file__).resolve().parents[2] / "reports" / "gpu_prepost.json"
+GPU_STEPS = ("gpu", "gpu_graph", "gpu_graph_pinned")
+
+
+def load_report(path: Path = REPORT) -> dict[str, Any] | None:
+    """The recorded report, or None when there is none (yet) or it cannot be read."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Medians per frame (wall), the ratios, the CUDA-event laps and the machine, as text."""
+    rows, machine = report["results"], report["machine"]
+    lines = [
+        "pre+post per frame, median ms (wall)",
+        f"{'frame':<11}{'faces':>6}{'reference':>11}{'cpu':>9}" + "".join(f"{g:>18}" for g in GPU_STEPS),
+    ]
+    for r in rows:
+        m = r["median_ms"]
+        ref, ours = m["reference_pre"] + m["reference_post"], m["ours_pre"] + m["ours_post"]
+        lines.append(
+            f"{r['frame']:<11}{r['faces']['gpu']:>6}{ref:>11.3f}{ours:>9.3f}"
+            + "".join(f"{m[g]:>18.3f}" for g in GPU_STEPS)
+        )
+    lines.append("ratios (reference or cpu time / the other's; above 1: the other is faster)")
+    lines += [f"{r['frame']:<11}" + "  ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items()) for r in rows]
+    lines.append("CUDA events, median ms")
+    for r in rows:
+        for variant, laps in r["cuda_event_ms"].items():
+            lines.append(
+                f"{r['frame']:<11}{variant:<11}" + "  ".join(f"{k} {v:.4f}" for k, v in laps.items())
+            )
+    lines.append(
+        f"({report['repeat']} runs each, model {report['model']}; {machine['cpu']}; {machine['gpu']}, "
+        f"CuPy {machine['cupy']}; made by: {report['command']})"
+    )
+    return "\n".join(lines)

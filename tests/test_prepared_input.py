@@ -67,4 +67,4 @@ def test_cli_preprocess_gpu_on_onnxruntime_is_one_line(default_model):
 
 def test_cli_preprocess_cpu_detects(default_model):
     result = cli("detect", sample_path("astronaut.png"), "--preprocess", "cpu")
-    assert result.returncode == 0 and "1 faces" in result.stdout, result.stderr
+    assert result.returncode == 0 and "1 face " in result.stdout, result.stderr

@@ -6,6 +6,7 @@ which is also CuPy's): CuPy only borrows them, through UnownedMemory, and never 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -43,3 +44,17 @@ def pinned(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     import cupyx
 
     return cupyx.empty_pinned(shape, dtype)
+
+
+def external_stream(handle: int) -> Any:
+    """CuPy's view of a stream it does not own: the engine's, made by pycuda in its context.
+
+    CuPy 14 deprecates `ExternalStream` for `Stream.from_external`, which takes objects that
+    speak the CUDA stream protocol rather than a raw handle; ExternalStream still works on every
+    CuPy the extras allow, so its warning is silenced here rather than shown on every frame.
+    """
+    import cupy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return cupy.cuda.ExternalStream(handle)

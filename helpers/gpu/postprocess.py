@@ -19,7 +19,7 @@ from helpers.backend import DeviceTensor
 from helpers.decode import candidates
 from helpers.detections import Faces
 from helpers.gpu.kernels import BLOCK, LEVEL_FIELDS, RECORD, kernel
-from helpers.gpu.memory import device_array, pinned, to_host
+from helpers.gpu.memory import device_array, external_stream, pinned, to_host
 from helpers.layout import Layout
 from helpers.nms import MATRIX_LIMIT, nms
 
@@ -79,7 +79,7 @@ class GpuDecoder:
             np.uint32(self.capacity),
             self._count,
         )
-        with cupy.cuda.ExternalStream(stream):
+        with external_stream(stream):
             kernel("decode")((-(-total // BLOCK),), (BLOCK,), args)
         to_host(self._count.data.ptr, self.host_count, self.host_count.nbytes, stream)
 

@@ -18,6 +18,7 @@ import numpy as np
 from helpers.backend import DeviceEngine, DeviceTensor, static_size
 from helpers.detector import Detection, Timings
 from helpers.errors import UserError
+from helpers.gpu.memory import external_stream
 from helpers.gpu.postprocess import CAPACITY, GpuDecoder, gpu_nms
 from helpers.gpu.preprocess import GpuLetterbox
 from helpers.layout import Layout, infer_layout
@@ -80,7 +81,7 @@ class GpuStages:
         with engine.activate():
             import cupy
 
-            self._stream = cupy.cuda.ExternalStream(engine.stream_handle)
+            self._stream = external_stream(engine.stream_handle)
             self.letterbox = GpuLetterbox()
             self.decoder = GpuDecoder(capacity)
             self._events = {name: cupy.cuda.Event() for name in ("start", "letterbox", "engine", "decode")}
@@ -109,6 +110,12 @@ class GpuStages:
                 self.gpu_ms = self._read_events()
         timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return Detection(faces, cands, kept, box, {}, timings)
+
+    def frame_buffer(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """A page-locked (H, W, 3) uint8 array to capture or decode frames into; passed to `run`
+        (or `Detector.run`) it is uploaded without a host copy."""
+        with self.engine.activate():
+            return self.letterbox.buffer(shape)
 
     def layout(self, tensors: dict[str, DeviceTensor], size: tuple[int, int]) -> Layout:
         """The SCRFD layout from the engine's concrete output shapes at this size."""

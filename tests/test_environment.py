@@ -119,10 +119,12 @@ def _pick(tmp_path: Path, smi: str | None = None, major: str | None = None):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
-    if smi is not None:
-        fake = bin_dir / "nvidia-smi"
+    fake = bin_dir / "nvidia-smi"  # shadows a real one, so the test means the same on a GPU machine
+    if smi is None:  # what nvidia-smi does without a working driver
+        fake.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    else:
         fake.write_text(f"#!/bin/sh\ncat <<'END'\n{smi}END\n")
-        fake.chmod(0o755)
+    fake.chmod(0o755)
     if major is not None:
         env["CUDA_MAJOR"] = major
     return subprocess.run(

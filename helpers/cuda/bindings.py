@@ -61,8 +61,3 @@ def native(handle: Any) -> int:
     if get is None or isinstance(handle, int):
         return int(handle)
     return int(get(handle))
-
-
-def has_native_handle() -> bool:
-    """Whether this cuda-python has `get_cuda_native_handle` (12.9.1 and newer)."""
-    return _native_handle() is not None

@@ -393,6 +393,19 @@ def test_version_notes_name_each_mismatch(driver, builds, cuda_python, expected)
     assert bool(notes) == bool(expected)
 
 
+@pytest.mark.parametrize(
+    ("version", "major"), [("1.18.1", 11), ("1.19.0", 12), ("1.26.2", 12), ("1.27.0", 13)]
+)
+def test_onnxruntime_gpu_wheels_are_mapped_to_their_cuda_major(version: str, major: int) -> None:
+    from helpers.cuda.versions import onnxruntime_gpu_cuda, version_notes
+
+    assert onnxruntime_gpu_cuda(version) == major
+    if major == 13:
+        assert "onnxruntime-gpu is a CUDA 13 build" in " ".join(
+            version_notes(12, {"onnxruntime-gpu": major}, None)
+        )
+
+
 def test_installed_cuda_builds_are_read_from_distribution_names() -> None:
     from importlib import metadata
 

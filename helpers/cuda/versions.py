@@ -11,7 +11,7 @@ import re
 from importlib import metadata
 
 # distribution name -> CUDA major, for wheels that carry it in their name
-_BUILD_NAME = re.compile(r"^(tensorrt|cupy|nvidia-cuda-runtime|onnxruntime-gpu)[-_]cu(?:da)?(\d+)", re.I)
+_BUILD_NAME = re.compile(r"^(tensorrt|cupy|nvidia-cuda-runtime)[-_]cu(?:da)?(\d+)", re.I)
 _CUDA_PYTHON = ("cuda-bindings", "cuda-python")
 NATIVE_HANDLE_SINCE = (12, 9, 1)
 CUDA_PYTHON_PINS = {12: "cuda-python>=12.9.1,<13", 13: "cuda-python>=13,<14"}
@@ -19,6 +19,12 @@ CUDA_PYTHON_PINS = {12: "cuda-python>=12.9.1,<13", 13: "cuda-python>=13,<14"}
 
 def _numbers(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+def onnxruntime_gpu_cuda(version: str) -> int:
+    """The CUDA major of PyPI's onnxruntime-gpu wheel: 11 before 1.19, 12 up to 1.26, then 13."""
+    numbers = _numbers(version)
+    return 11 if numbers < (1, 19) else 12 if numbers < (1, 27) else 13
 
 
 def cuda_builds() -> dict[str, int]:
@@ -31,6 +37,8 @@ def cuda_builds() -> dict[str, int]:
             builds.setdefault(match.group(1).lower(), int(match.group(2)))
         elif name in _CUDA_PYTHON and "cuda-python" not in builds:
             builds["cuda-python"] = _numbers(dist.version)[0]
+        elif name == "onnxruntime-gpu":  # its wheel name carries no CUDA major
+            builds["onnxruntime-gpu"] = onnxruntime_gpu_cuda(dist.version)
     return builds
 
 

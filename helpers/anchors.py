@@ -1,4 +1,8 @@
-"""Anchor centres of each feature level, built once per (height, width, stride)."""
+"""Anchor points of each feature level, built once per (height, width, stride).
+
+SCRFD measures boxes from each cell's top-left corner (x * s, y * s), not its centre; `centres`
+keeps its older name (notebook 06).
+"""
 
 from __future__ import annotations
 

@@ -150,10 +150,10 @@ class Detector:
         t0 = time.perf_counter()
         if isinstance(self.backend, PreparedInput) and self.input_dtype is None:
             # Letterbox straight into the engine's pinned input: no blob, no copy.
-            target = self.backend.input_array(self.input_name, (1, 3, size[1], size[0]))
-            _, box = self._prep(image, size, out=target)
-            t1 = time.perf_counter()
-            outputs = self.backend.run_prepared()
+            with self.backend.input_array(self.input_name, (1, 3, size[1], size[0])) as target:
+                _, box = self._prep(image, size, out=target)
+                t1 = time.perf_counter()
+                outputs = self.backend.run_prepared()
         else:
             blob, box = self._prep(image, size)
             t1 = time.perf_counter()

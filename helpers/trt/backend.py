@@ -187,10 +187,7 @@ class TensorRTBackend:
             with self.cuda.activate():
                 self.buffers.set_shapes(shapes)
                 self.buffers.load(inputs)
-                if self.poison:
-                    self.buffers.poison_outputs(self.stream)
-            self.runner.run(self.method)
-            return self.buffers.read_outputs()
+            return self.run_prepared()
 
     # The seams for pre- and post-processing that skip the copies (see helpers.backend's
     # PreparedInput and DeviceEngine).
@@ -214,7 +211,7 @@ class TensorRTBackend:
     def run_prepared(self) -> dict[str, np.ndarray]:
         """`run` on what was written into `input_array`, without loading a separate array."""
         self._check_open()
-        with self._lock:  # re-entered inside `input_array`'s block
+        with self._lock:  # re-entered from `run` and inside `input_array`'s block
             self._check_open()
             if self.poison:
                 with self.cuda.activate():

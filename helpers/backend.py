@@ -44,12 +44,12 @@ class Backend(Protocol):
 class PreparedInput(Protocol):
     """A backend whose input can be written in place (TensorRT: the pinned host input buffer).
 
-    `input_array(name, shape)` sizes the engine for `shape` and returns the array to fill;
-    `run_prepared()` then runs on it without copying a separate input in. The array is owned
-    by the backend: valid until the next call with another shape, and overwritten by `run`.
+    `with input_array(name, shape) as array:` sizes the engine for `shape` and gives the array
+    to fill; `run_prepared()` inside the block then runs on it without copying a separate input
+    in. The block keeps other threads' runs (which reuse the array) and `close` out.
     """
 
-    def input_array(self, name: str, shape: tuple[int, ...]) -> np.ndarray: ...
+    def input_array(self, name: str, shape: tuple[int, ...]) -> AbstractContextManager[np.ndarray]: ...
 
     def run_prepared(self) -> dict[str, np.ndarray]: ...
 

@@ -373,6 +373,23 @@ def test_old_cuda_python_layout_is_found(monkeypatch: pytest.MonkeyPatch) -> Non
         bindings.runtime()
 
 
+def test_imported_cuda_python_modules_come_from_sys_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graph replays ask for the runtime every frame, from any thread: once imported, the lookup
+    must not enter catch_warnings again (it swaps the process-wide filters, not thread-safe)."""
+    from helpers.cuda import bindings
+
+    old_driver = types.ModuleType("cuda.cuda")
+    monkeypatch.setitem(sys.modules, "cuda.bindings.driver", None)
+    monkeypatch.setitem(sys.modules, "cuda.cuda", old_driver)
+    assert bindings.driver() is old_driver
+
+    def swap_filters(*args: object, **kwargs: object) -> None:
+        raise AssertionError("catch_warnings entered again")
+
+    monkeypatch.setattr(bindings, "warnings", types.SimpleNamespace(catch_warnings=swap_filters))
+    assert bindings.driver() is old_driver
+
+
 @pytest.mark.parametrize(
     ("driver", "builds", "cuda_python", "expected"),
     [

@@ -6,6 +6,9 @@ written straight into it; here an ONNX Runtime backend plays that role on the CP
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from test_cli import assert_one_line_error, cli
@@ -27,10 +30,11 @@ class InPlaceBackend(OnnxRuntimeBackend):
         self.array: np.ndarray | None = None
         self.prepared_runs = 0
 
-    def input_array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    @contextmanager
+    def input_array(self, name: str, shape: tuple[int, ...]) -> Iterator[np.ndarray]:
         if self.array is None or self.array.shape != shape:
             self.array = np.full(shape, np.nan, np.float32)
-        return self.array
+        yield self.array
 
     def run_prepared(self) -> dict[str, np.ndarray]:
         self.prepared_runs += 1

@@ -210,6 +210,56 @@ def test_close_waits_for_a_run_in_progress_on_another_thread():
     assert cuda.released == 1
 
 
+def test_in_place_input_keeps_other_threads_out_until_it_has_run():
+    """A Detector on a shared backend writes the pinned input, then runs: another thread's run
+    (which overwrites that buffer) or close (which frees it) must not come in between."""
+    import threading
+
+    from helpers.trt.backend import TensorRTBackend
+
+    class Buffers(FakeBuffers):
+        def __init__(self) -> None:
+            super().__init__()
+            self.buffers = {"input.1": types.SimpleNamespace(host=np.zeros((1, 3, 640, 640), np.float32))}
+
+        def set_shapes(self, shapes) -> bool:
+            return False
+
+        def load(self, arrays) -> None:
+            np.copyto(self.buffers["input.1"].host, arrays["input.1"])
+
+        def read_outputs(self) -> dict:
+            return {"input.1": self.buffers["input.1"].host.copy()}
+
+    backend = TensorRTBackend.__new__(TensorRTBackend)
+    cuda, buffers = FakeCuda(), Buffers()
+    backend.__dict__.update(
+        cuda=cuda,
+        buffers=buffers,
+        specs=[IMAGE],
+        poison=False,
+        method="v3",
+        stream=FakeStream(),
+        runner=types.SimpleNamespace(run=lambda method: None, close=lambda: None),
+        context=object(),
+        engine=object(),
+        _runtime=object(),
+        _lock=threading.RLock(),
+        _closed=False,
+    )
+    ran = backend.run({"input.1": np.full((1, 3, 640, 640), 2.0, np.float32)})
+    assert (ran["input.1"] == 2.0).all()
+    with backend.input_array("input.1", (1, 3, 640, 640)) as target:
+        target[...] = 1.0
+        closer = threading.Thread(target=backend.close)
+        closer.start()
+        closer.join(0.3)
+        assert closer.is_alive() and not buffers.freed  # close waits for the prepared run
+        outputs = backend.run_prepared()
+    closer.join(5)
+    assert (outputs["input.1"] == 1.0).all() and buffers.freed and cuda.released == 1
+
+
 def test_emulator_is_named_wherever_tensorrt_is_described(monkeypatch):
     from helpers.trt.runtime import EMULATOR, describe_tensorrt, is_emulator
 

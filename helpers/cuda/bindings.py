@@ -9,6 +9,7 @@ and only 12.9.1 added `cuda.bindings.utils.get_cuda_native_handle` (NVIDIA's sam
 from __future__ import annotations
 
 import importlib
+import sys
 import warnings
 from functools import cache
 from types import ModuleType
@@ -25,6 +26,12 @@ _LAYOUTS = {
 
 
 def _module(kind: str) -> ModuleType:
+    # Every graph replay asks, from any thread: once imported, skip the import machinery and
+    # catch_warnings, which swaps the process-wide filters (not thread-safe).
+    for package, name in _LAYOUTS[kind]:
+        module = sys.modules.get(f"{package}.{name}")
+        if module is not None and sys.modules.get(package) is not None:
+            return module
     for package, name in _LAYOUTS[kind]:
         try:
             with warnings.catch_warnings():  # the old layout warns that it is deprecated

@@ -22,7 +22,7 @@ from helpers.gpu.memory import external_stream
 from helpers.gpu.postprocess import CAPACITY, GpuDecoder, gpu_nms
 from helpers.gpu.preprocess import GpuLetterbox
 from helpers.layout import Layout, infer_layout
-from helpers.letterbox import Letterbox
+from helpers.letterbox import Letterbox, fit
 
 
 def require_cupy() -> None:
@@ -134,8 +134,6 @@ class GpuStages:
         self, tensors: dict[str, DeviceTensor], layout: Layout, size: tuple[int, int], threshold: float
     ) -> Letterbox:
         """Enqueue letterbox, engine and decode: directly, or as a replay of their CUDA graph."""
-        from helpers.letterbox import fit
-
         staging = self.letterbox.staging
         assert staging is not None  # staged by run()
         if not self.graph:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,7 +158,7 @@ class TensorRTBackend:
             self.name = EMULATOR
         self.buffers = IOBuffers(self.context, self.specs, self.cuda)
         self.runner = Runner(self.context, self.buffers, self.stream, self.cuda, timed)
-        self._lock = threading.Lock()  # one context, one set of buffers: one run at a time
+        self._lock = threading.RLock()  # one context, one set of buffers: one run at a time
         self._closed = False
 
     @property
@@ -186,27 +187,31 @@ class TensorRTBackend:
             with self.cuda.activate():
                 self.buffers.set_shapes(shapes)
                 self.buffers.load(inputs)
-                if self.poison:
-                    self.buffers.poison_outputs(self.stream)
-            self.runner.run(self.method)
-            return self.buffers.read_outputs()
+            return self.run_prepared()
 
     # The seams for pre- and post-processing that skip the copies (see helpers.backend's
-    # PreparedInput and DeviceEngine). One thread drives them; `run` may not interleave.
+    # PreparedInput and DeviceEngine).
 
-    def input_array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """The pinned host buffer of input `name`, sized for `shape`: write the input there."""
+    @contextmanager
+    def input_array(self, name: str, shape: tuple[int, ...]) -> Iterator[np.ndarray]:
+        """The pinned host buffer of input `name`, sized for `shape`: write the input there, then
+        call `run_prepared()` inside the block.
+
+        The run lock is held for the whole block, so no other thread's `run` overwrites the
+        buffer, nor `close` frees it, between the write and the run.
+        """
         self._check_open()
         shapes = self._single_input(name, shape)
-        with self._lock, self.cuda.activate():
+        with self._lock:
             self._check_open()  # closed by another thread while this one waited
-            self.buffers.set_shapes(shapes)
-            return self.buffers.buffers[name].host
+            with self.cuda.activate():
+                self.buffers.set_shapes(shapes)
+            yield self.buffers.buffers[name].host
 
     def run_prepared(self) -> dict[str, np.ndarray]:
         """`run` on what was written into `input_array`, without loading a separate array."""
         self._check_open()
-        with self._lock:
+        with self._lock:  # re-entered from `run` and inside `input_array`'s block
             self._check_open()
             if self.poison:
                 with self.cuda.activate():

@@ -16,7 +16,7 @@ from pathlib import Path
 from helpers.errors import UserError
 
 SIGPIPE_STATUS = 141  # what a shell reports for a tool ended by a closed pipe (128 + SIGPIPE)
-_OPENED: list = []  # TensorRT backends to close (in their CUDA context) before the interpreter exits
+_OPENED: list = []  # TensorRT backends and GPU stages to close (in their CUDA context) before exit
 
 
 def _size(values: Sequence[int]) -> tuple[int, int]:
@@ -133,6 +133,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from helpers.gpu.stages import stages_for
 
     stages = stages_for(args.preprocess, backend, graph=args.trt_method == "graph")
+    if stages is not None:
+        _OPENED.append(stages)  # closed before its backend (last in, first out): graph, buffers
     first = sizes[0] if sizes else None
     detector = Detector(backend, first, args.score_threshold, args.nms_threshold, stages=stages)
     if detector.fixed_size and len(sizes) > 1:

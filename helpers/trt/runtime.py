@@ -153,7 +153,7 @@ def logger() -> trt.ILogger:
 
 def device_identity(device: int = 0) -> tuple[str, str]:
     """(GPU name, compute capability such as '9.0') of a CUDA device, or a UserError."""
-    from helpers.cuda.doctor import gpu_report
+    from helpers.cuda.devices import gpu_report
 
     report = gpu_report()
     if not report["available"]:

@@ -192,7 +192,8 @@ def test_close_waits_for_a_run_in_progress_on_another_thread():
         runner=types.SimpleNamespace(close=lambda: None),
         context=object(),
         engine=object(),
-        _runtime=object(),
+        _loaded=types.SimpleNamespace(lane_closed=lambda: None, close=cuda.release),
+        _owns=True,
         _lock=threading.Lock(),
         _closed=False,
     )
@@ -243,7 +244,8 @@ def test_in_place_input_keeps_other_threads_out_until_it_has_run():
         runner=types.SimpleNamespace(run=lambda method: None, close=lambda: None),
         context=object(),
         engine=object(),
-        _runtime=object(),
+        _loaded=types.SimpleNamespace(lane_closed=lambda: None, close=cuda.release),
+        _owns=True,
         _lock=threading.RLock(),
         _closed=False,
     )

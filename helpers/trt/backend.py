@@ -20,28 +20,25 @@ from helpers.backend import DeviceTensor, TensorInfo
 from helpers.errors import UserError
 from helpers.layout import Layout
 from helpers.trt.bindings import IOBuffers, match_inputs
-from helpers.trt.build import DEFAULT_CACHE_DIR, BuildOptions, build_engine
-from helpers.trt.cache import describe_mismatch, plan_manifest
+from helpers.trt.build import DEFAULT_CACHE_DIR, BuildOptions
+from helpers.trt.engine import LoadedEngine, deserialize, load_plan
 from helpers.trt.runner import Runner, check_method, enqueue_failure
 from helpers.trt.runtime import (
     EMULATOR,
-    current_target,
     describe_tensorrt,
     device_identity,
     is_emulator,
-    load_tensorrt,
     log_book,
-    logger,
     tensorrt_status,
 )
-from helpers.trt.specs import check_in_profile, specs_from_engine
+from helpers.trt.specs import check_in_profile
+
+__all__ = ["LoadedEngine", "TensorRTBackend", "deserialize", "load_plan", "tensorrt_available"]
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
-    from helpers.cuda.context import CudaContext
     from helpers.cuda.stream import Stream
-    from helpers.trt.specs import TensorSpec
 
 
 def tensorrt_available() -> tuple[bool, str]:
@@ -58,78 +55,29 @@ def tensorrt_available() -> tuple[bool, str]:
     return True, f"{describe_tensorrt(detail)} on {name} (sm {capability})"
 
 
-def load_plan(
-    model: Path, options: BuildOptions, cache_dir: str | Path, progress: bool
-) -> tuple[bytes, Path]:
-    """Plan bytes and the plan's path: built (or cached) for an .onnx file, read for anything else."""
-    if model.suffix.lower() == ".onnx":
-        built = build_engine(model, options, cache_dir, progress=progress)
-        return built.plan, built.entry.plan
-    try:
-        return model.read_bytes(), model
-    except OSError as exc:
-        raise UserError(f"cannot read plan {model}: {exc.strerror}; check the path") from None
-
-
-def deserialize(plan: bytes, source: Path, device: int) -> tuple[trt.Runtime, trt.ICudaEngine]:
-    """Runtime and engine (keep both); a plan made for another TensorRT or GPU is refused by name.
-
-    `source` is the plan's path: its manifest (`.json` beside it), when present, is checked first.
-    """
-    load_tensorrt()
-    import tensorrt as trt
-
-    manifest = plan_manifest(source)
-    if isinstance(manifest, dict):
-        target = current_target(device).fields()
-        wanted = {k: target[k] for k in ("tensorrt_version", "compute_capability")}
-        differences = describe_mismatch(manifest, wanted)
-        if differences:
-            raise UserError(
-                f"plan {source.name} is not compatible here ({'; '.join(differences)}); rebuild it "
-                "from the ONNX with `python -m helpers build MODEL`"
-            )
-    log_book().clear()
-    runtime = trt.Runtime(logger())
-    engine = runtime.deserialize_cuda_engine(plan)
-    if engine is None:
-        raise UserError(
-            f"TensorRT cannot load plan {source.name} ({log_book().last_error('no reason logged')}); "
-            "plans only run on the TensorRT version and GPU they were built for: rebuild with "
-            "`python -m helpers build MODEL`"
-        )
-    return runtime, engine
-
-
-def _open(
-    plan: bytes, source: Path, device: int, cuda: CudaContext
-) -> tuple[trt.Runtime, trt.ICudaEngine, trt.IExecutionContext, list[TensorSpec], Stream]:
-    """Runtime, engine, execution context, I/O specs and stream, made with `cuda` current.
+def _open_lane(engine: LoadedEngine) -> tuple[trt.IExecutionContext, Stream]:
+    """An execution context and stream on `engine`, made in its context.
 
     A function of its own so that, when it fails, its frame (holding the TensorRT objects) is
     finished and `drop_frames` can free them inside the context.
     """
-    from helpers.cuda.stream import Stream
-
-    runtime, engine = deserialize(plan, source, device)
-    context = engine.create_execution_context()
-    if context is None:  # e.g. not enough device memory for its activations
-        raise UserError(
-            "create_execution_context failed ("
-            + log_book().last_error("TensorRT logged no error")
-            + "); free GPU memory or build with a smaller --max profile"
-        )
-    return runtime, engine, context, specs_from_engine(engine), Stream(cuda)
+    with engine.cuda.activate():
+        return engine.open_lane()
 
 
 class TensorRTBackend:
-    """An engine with one execution context; `method` is "v3" (default), "v2" or "graph"."""
+    """An engine with one execution context; `method` is "v3" (default), "v2" or "graph".
+
+    `model` is an ONNX file or plan (the backend loads, owns and closes its engine), or a
+    `LoadedEngine` that several backends share: each is then one lane of that engine, with its
+    own execution context, stream and buffers, and closing it leaves the engine to its owner.
+    """
 
     name = "tensorrt"
 
     def __init__(
         self,
-        model: str | Path,
+        model: str | Path | LoadedEngine,
         method: str = "v3",
         options: BuildOptions | None = None,
         cache_dir: str | Path = DEFAULT_CACHE_DIR,
@@ -137,22 +85,22 @@ class TensorRTBackend:
         timed: bool = False,
         progress: bool = True,
     ):
-        from helpers.cuda.context import CudaContext, drop_frames
+        from helpers.cuda.context import drop_frames
 
         self.method = check_method(method)
         self.poison = poison
-        options = options or BuildOptions()
-        plan, plan_path = load_plan(Path(model), options, cache_dir, progress)
-        self.cuda = CudaContext.primary(options.device)
+        self._owns = not isinstance(model, LoadedEngine)
+        self._loaded = (
+            model if isinstance(model, LoadedEngine) else LoadedEngine(model, options, cache_dir, progress)
+        )
+        self.cuda, self.engine, self.specs = self._loaded.cuda, self._loaded.engine, self._loaded.specs
         try:
-            with self.cuda.activate():
-                self._runtime, self.engine, self.context, self.specs, self.stream = _open(
-                    plan, plan_path, options.device, self.cuda
-                )
+            self.context, self.stream = _open_lane(self._loaded)
         except BaseException as exc:
             with self.cuda.activate():  # TensorRT objects held by the traceback go in their context
                 drop_frames(exc)
-            self.cuda.release()
+            if self._owns:
+                self._loaded.close()
             raise
         if is_emulator():  # results made under trtemu carry its name wherever they go
             self.name = EMULATOR
@@ -259,7 +207,8 @@ class TensorRTBackend:
         return self.buffers.layout(width, height)
 
     def close(self) -> None:
-        """Free graph, buffers, stream and TensorRT objects inside their context, then release it."""
+        """Free graph, buffers, stream and execution context inside their context; then the
+        engine too when this backend loaded it (a shared one closes after its last lane)."""
         with self._lock:  # waits for a run in progress on another thread
             if self._closed:
                 return
@@ -269,8 +218,10 @@ class TensorRTBackend:
                 self.buffers.free()
                 self.stream.close()
                 # Drop every reference to the TensorRT objects while their context is current.
-                del self.runner, self.buffers, self.context, self.engine, self._runtime
-            self.cuda.release()
+                del self.runner, self.buffers, self.context, self.engine
+            self._loaded.lane_closed()
+            if self._owns:
+                self._loaded.close()
 
     def __enter__(self) -> TensorRTBackend:
         return self

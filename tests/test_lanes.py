@@ -172,3 +172,31 @@ def test_detect_workers_must_be_positive(default_model):
         env={"SCRFD_MODEL_DIR": str(default_model.parent)},
     )
     assert_one_line_error(result, "0 lanes asked for")
+
+
+def test_the_shared_engine_closes_after_its_last_lane():
+    from test_trt_runtime_logic import FakeCuda
+
+    from helpers.trt.engine import LoadedEngine
+
+    cuda = FakeCuda()
+    engine = LoadedEngine.__new__(LoadedEngine)
+    engine.__dict__.update(
+        cuda=cuda,
+        engine=object(),
+        _runtime=object(),
+        _lock=threading.Lock(),
+        _lanes=2,
+        _closing=False,
+        _closed=False,
+    )
+    engine.close()
+    assert cuda.released == 0 and hasattr(engine, "engine")  # two lanes still use it
+    with pytest.raises(UserError, match="LoadedEngine was closed"):
+        engine.open_lane()
+    engine.lane_closed()
+    assert cuda.released == 0
+    engine.lane_closed()
+    assert cuda.released == 1 and not hasattr(engine, "engine")
+    engine.close()
+    assert cuda.released == 1

@@ -75,6 +75,7 @@ def tensorrt_lanes(
     input_size: tuple[int, int] | None = None,
     score_threshold: float = 0.5,
     nms_threshold: float = 0.4,
+    cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> LanePool:
     """N lanes on one engine, deserialised once: each its own execution context, stream,
@@ -82,9 +83,10 @@ def tensorrt_lanes(
     engine's primary context. `pool.shared` is the `LoadedEngine`; it closes after every lane."""
     from helpers.gpu.stages import stages_for
     from helpers.trt.backend import TensorRTBackend
+    from helpers.trt.build import DEFAULT_CACHE_DIR
     from helpers.trt.engine import LoadedEngine
 
-    engine = LoadedEngine(model, options, progress=progress)
+    engine = LoadedEngine(model, options, cache_dir or DEFAULT_CACHE_DIR, progress)
 
     def lane() -> Lane:
         backend = TensorRTBackend(engine, method)

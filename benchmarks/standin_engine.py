@@ -11,16 +11,15 @@ so the GPU stages decode real faces around it. Label anything measured with it w
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from helpers.backend import DeviceTensor, TensorInfo
 from helpers.detections import Faces
 from helpers.errors import UserError
+from helpers.gpu.host_engine import HostEngine
 
 LABEL = "stand-in engine (CUDA kernel busy for E ms + recorded SCRFD outputs), not TensorRT"
 
@@ -58,28 +57,13 @@ def record(model: str | Path, frame: np.ndarray, size: tuple[int, int] = (640, 6
     return Recording(name, shape, {k: np.ascontiguousarray(v) for k, v in run.outputs.items()}, run.faces)
 
 
-class StandInEngine:
-    """`DeviceEngine` (helpers.backend) that is not TensorRT: busy E ms on the whole GPU, then
-    the recorded outputs. One per lane (own non-blocking stream and buffers), in the primary
-    context that CuPy uses."""
+class Replay:
+    """A `Backend` that gives the recorded outputs whatever its input."""
 
-    label = LABEL
     name = "stand-in (not TensorRT)"
 
-    def __init__(self, recording: Recording, busy_ms: float) -> None:
-        import cupy
-
-        if busy_ms < 0:
-            raise UserError(f"busy time {busy_ms} ms is negative; use e.g. 0.5 or 2")
+    def __init__(self, recording: Recording) -> None:
         self.recording = recording
-        self.busy_ms = busy_ms
-        self.stream = cupy.cuda.Stream(non_blocking=True)
-        self._kernel = cupy.RawKernel(_OCCUPY, "occupy")
-        sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
-        self.grid = (BLOCKS_PER_SM * sms,)
-        self._arrays = {recording.input_name: cupy.zeros(recording.input_shape, np.float32)}
-        self._arrays.update({k: cupy.zeros(v.shape, v.dtype) for k, v in recording.outputs.items()})
-        self._recorded = {k: cupy.asarray(v) for k, v in recording.outputs.items()}
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -91,15 +75,31 @@ class StandInEngine:
         return [TensorInfo(k, v.shape, str(v.dtype)) for k, v in self.recording.outputs.items()]
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The recorded outputs whatever the input (so `Detector` can sniff the layout)."""
         return {k: v.copy() for k, v in self.recording.outputs.items()}
 
-    @property
-    def stream_handle(self) -> int:
-        return int(self.stream.ptr)
 
-    def activate(self) -> AbstractContextManager[Any]:
-        return nullcontext()  # CuPy works in the primary context, made current by the runtime
+class StandInEngine(HostEngine):
+    """`DeviceEngine` (helpers.backend) that is not TensorRT: busy E ms on the whole GPU, then
+    the recorded outputs. One per lane (own non-blocking stream and buffers), in the primary
+    context that CuPy uses; `run` (the recorded outputs) lets a `Detector` sniff the layout."""
+
+    label = LABEL
+    name = Replay.name
+
+    def __init__(self, recording: Recording, busy_ms: float) -> None:
+        import cupy
+
+        if busy_ms < 0:
+            raise UserError(f"busy time {busy_ms} ms is negative; use e.g. 0.5 or 2")
+        super().__init__(Replay(recording), recompute=False)
+        self.recording = recording
+        self.busy_ms = busy_ms
+        self.run = self.backend.run
+        self.outputs = self.backend.outputs
+        self._kernel = cupy.RawKernel(_OCCUPY, "occupy")
+        self.grid = (BLOCKS_PER_SM * cupy.cuda.Device().attributes["MultiProcessorCount"],)
+        self._recorded = {k: cupy.asarray(v) for k, v in recording.outputs.items()}
+        self.device_tensors(recording.input_shape)  # the buffers, made once
 
     def device_tensors(self, input_shape: tuple[int, ...]) -> dict[str, DeviceTensor]:
         if tuple(input_shape) != self.recording.input_shape:
@@ -107,7 +107,7 @@ class StandInEngine:
                 f"the stand-in engine replays outputs recorded at {self.recording.input_shape}, "
                 f"not {tuple(input_shape)}; record at that input size"
             )
-        return {k: DeviceTensor(int(a.data.ptr), tuple(a.shape), a.dtype) for k, a in self._arrays.items()}
+        return super().device_tensors(input_shape)
 
     def enqueue(self) -> None:
         """The busy kernel, then the recorded outputs copied in, on the stream: no host wait,
@@ -116,9 +116,8 @@ class StandInEngine:
 
         self._kernel(self.grid, (THREADS,), (np.uint64(round(self.busy_ms * 1e6)),), stream=self.stream)
         for name, recorded in self._recorded.items():
-            out = self._arrays[name]
             cupy.cuda.runtime.memcpyAsync(
-                out.data.ptr,
+                self._arrays[name].data.ptr,
                 recorded.data.ptr,
                 recorded.nbytes,
                 cupy.cuda.runtime.memcpyDeviceToDevice,

@@ -9,32 +9,20 @@ skipped by name elsewhere.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
-from conftest import ROOT, named_model
+import test_trt_threads as threads
+from conftest import named_model
 
-from helpers.trt.backend import tensorrt_available
-
-AVAILABLE, WHY = tensorrt_available()
-pytestmark = [
-    pytest.mark.tensorrt,
-    pytest.mark.gpu,
-    pytest.mark.skipif(not AVAILABLE, reason=f"TensorRT not installed or not usable here: {WHY}"),
-]
+pytestmark = threads.pytestmark  # TensorRT (or trtemu), pycuda and a GPU, skipped by name elsewhere
 
 SCENARIO = """
-import json, sys
 {setup}
 from helpers.images import read_image
 from helpers.lanes import tensorrt_lanes
 from helpers.samples import sample_path
 from helpers.trt import engine as engine_module
 
-MODEL, CACHE, METHOD, PREPROCESS = sys.argv[1:5]
+METHOD, PREPROCESS = {method!r}, {preprocess!r}
 loads = []
 deserialize = engine_module.deserialize
 engine_module.deserialize = lambda *a: loads.append(a[1].name) or deserialize(*a)
@@ -74,24 +62,8 @@ def cache(tmp_path_factory):
 @pytest.mark.parametrize("setup", SETUPS)
 @pytest.mark.parametrize(("method", "preprocess"), WAYS)
 def test_eight_threads_over_tensorrt_lanes_give_one_threads_results(setup, method, preprocess, cache):
-    model = named_model("scrfd_2.5g")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    code = SCENARIO.format(setup=SETUPS[setup])
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(model), str(cache), method, preprocess],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    for bad in ("PyCUDA ERROR", "cudaError", "Traceback"):
-        assert bad not in result.stderr, result.stderr[-2000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    code = SCENARIO.format(setup=SETUPS[setup], method=method, preprocess=preprocess)
+    out = threads.scenario(code, named_model("scrfd_2.5g"), cache)
     assert out["equal"], out
     assert any(out["faces"])  # faces were compared, not only empty frames
     assert len(out["loads"]) == 1  # one engine, deserialised once, for the four lanes

@@ -31,6 +31,7 @@ from standin_engine import LABEL, Recording, StandInEngine, record
 
 from helpers.detector import Detector
 from helpers.lanes import Lane, LanePool
+from helpers.lanes.report import HEADER, format_report, format_row
 from helpers.models import resolve
 
 FRAMES = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
@@ -90,7 +91,7 @@ def main() -> None:
     photo = source_image()
     rows, found = [], {}
     print(f"{LABEL}; GPU stages{' with CUDA graphs' if args.graph else ''}; {frames} frames each")
-    print(f"{'frame':>9} {'source':>8} {'E ms':>5} {'lanes':>5} {'fps':>8} {'busy':>6} {'x 1 lane':>8}")
+    print(HEADER)
     for label, (w, h) in FRAMES.items():
         frame = cv2.resize(photo, (w, h))
         recording = record(model, frame)
@@ -113,11 +114,7 @@ def main() -> None:
                         "ratio_to_1_lane": round(fps / base, 2),
                     }
                     rows.append(row)
-                    print(
-                        f"{label:>9} {source:>8} {busy_ms:>5} {lanes:>5} {row['fps']:>8} "
-                        f"{row['busy']:>6} {row['ratio_to_1_lane']:>8}",
-                        flush=True,
-                    )
+                    print(format_row(row), flush=True)
     report = {
         "engine": LABEL,
         "machine": gpu_machine(),
@@ -128,6 +125,7 @@ def main() -> None:
         "faces_per_frame": found,
         "rows": rows,
     }
+    print(format_report(report).splitlines()[-1])
     if args.json:
         from helpers.atomic import write_text
 

@@ -200,3 +200,24 @@ def test_the_shared_engine_closes_after_its_last_lane():
     assert cuda.released == 1 and not hasattr(engine, "engine")
     engine.close()
     assert cuda.released == 1
+
+
+def test_the_benchmark_report_reads_as_a_labelled_table(tmp_path):
+    from helpers.lanes.report import format_report, load_report
+
+    assert load_report(tmp_path / "none.json") is None
+    row = {"frame": "1920x1080", "source": "pageable", "busy_ms": 0.5, "lanes": 2, "fps": 1000.0}
+    report = {
+        "engine": "stand-in engine, not TensorRT",
+        "frames_per_measurement": 60,
+        "model": "m.onnx",
+        "command": "python benchmarks/lanes.py",
+        "machine": {"gpu": "NVIDIA H200", "cupy": "13"},
+        "rows": [
+            {**row, "busy": 0.5, "ratio_to_1_lane": 1.0},
+            {**row, "lanes": 4, "busy": 0.95, "ratio_to_1_lane": 1.9},
+        ],
+    }
+    text = format_report(report)
+    assert "not TensorRT" in text and "NVIDIA H200" in text and "python benchmarks/lanes.py" in text
+    assert text.splitlines()[3].split() == ["1920x1080", "pageable", "0.5", "4", "1000.0", "0.95", "1.9"]

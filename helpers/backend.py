@@ -54,6 +54,12 @@ class PreparedInput(Protocol):
     def run_prepared(self) -> dict[str, np.ndarray]: ...
 
 
+class Closeable(Protocol):
+    """What pools and engines close for their users (GPU stages, backends, engines)."""
+
+    def close(self) -> None: ...
+
+
 class DeviceTensor(NamedTuple):
     """An engine I/O tensor in device memory: address, concrete shape, dtype."""
 
@@ -83,7 +89,7 @@ class DeviceEngine(Protocol):
 
     def session(self) -> AbstractContextManager[Any]: ...
 
-    def attach(self, user: Any) -> None: ...
+    def attach(self, user: Closeable) -> None: ...
 
     def device_tensors(self, input_shape: tuple[int, ...]) -> dict[str, DeviceTensor]: ...
 

@@ -12,8 +12,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from helpers.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from helpers.detections import Faces
+    from helpers.detector import Detector, Timings
 
 SIGPIPE_STATUS = 141  # what a shell reports for a tool ended by a closed pipe (128 + SIGPIPE)
 _OPENED: list = []  # TensorRT backends and GPU stages to close (in their CUDA context) before exit
@@ -112,13 +119,38 @@ def _annotated_name(out_dir: Path, image: Path, used: set[str]) -> Path:
     return out_dir / name
 
 
+def _more_lanes(args: argparse.Namespace, backend: Any, first: Detector, n: int) -> list[Detector]:
+    """`n` more lanes like `first`: on TensorRT each its own execution context, stream and GPU
+    stages on the one engine; on ONNX Runtime the same session (it may run from many threads)."""
+    from helpers.detector import Detector
+    from helpers.trt.backend import TensorRTBackend
+
+    lanes = []
+    for _ in range(n):
+        lane = backend
+        if isinstance(backend, TensorRTBackend):
+            lane = TensorRTBackend(engine=backend.loaded, method=args.trt_method)
+            _OPENED.append(lane)  # closed before the first backend, which owns the engine
+        stages = None
+        if first.stages is not None:
+            from helpers.gpu.stages import GpuStages
+
+            stages = GpuStages(lane, graph=args.trt_method == "graph")
+            _OPENED.append(stages)
+        lanes.append(Detector(lane, first.requested_size, first.score_threshold, first.nms_threshold, stages))
+    return lanes
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     from helpers.annotate import annotate
     from helpers.atomic import check_folder, check_writable, write_bytes, write_text
     from helpers.detector import Detector, check_threshold
     from helpers.images import encode_image, read_image
+    from helpers.lanes import LanePool
     from helpers.models import resolve
 
+    if args.workers < 1:
+        raise UserError(f"--workers {args.workers}: give 1 or more (one lane per image in flight)")
     check_threshold("--score-threshold", args.score_threshold)
     check_threshold("--nms-threshold", args.nms_threshold)
     sizes = _sizes(args.input_size)
@@ -151,11 +183,21 @@ def cmd_detect(args: argparse.Namespace) -> int:
         )
     run_sizes = [detector.fixed_size] if detector.fixed_size else sizes or [detector.input_size]
     log = sys.stderr if args.json == "-" else sys.stdout
-    results, failed, used, missed = [], [], set[str](), 0
-    for name in args.images:
+    pool = LanePool([detector, *_more_lanes(args, backend, detector, args.workers - 1)])
+
+    def work(lane: Detector, name: str) -> tuple[np.ndarray, Faces, Timings] | UserError:
         try:
             image = read_image(name)
-            faces, t = detector.run_sizes(image, run_sizes)
+            return (image, *lane.run_sizes(image, run_sizes))
+        except UserError as exc:  # one line for this image; the others still complete
+            return exc
+
+    results, failed, used, missed = [], [], set[str](), 0
+    for name, done in zip(args.images, pool.map(work, args.images), strict=True):
+        try:
+            if isinstance(done, UserError):
+                raise done
+            image, faces, t = done
             if args.annotate:
                 out = _annotated_name(Path(args.annotate), Path(name), used)
                 suffix = out.suffix.lower() if out.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
@@ -451,6 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="letterbox and decode on the GPU (CuPy, TensorRT backend) or the CPU; auto: the GPU when "
         "usable (default: %(default)s)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="detect N images at once, one lane each (TensorRT: one engine, N execution contexts and "
+        "streams); results stay in input order (default: %(default)s)",
     )
     p.add_argument("--json", metavar="PATH", help="write results as JSON (atomically); - for stdout")
     p.add_argument(

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers.backend import Backend, DeviceTensor, TensorInfo
+from helpers.backend import Backend, Closeable, DeviceTensor, TensorInfo
 
 
 class HostEngine:
@@ -45,7 +45,7 @@ class HostEngine:
     def session(self) -> AbstractContextManager[Any]:
         return self._lock  # one frame at a time: the buffers are shared
 
-    def attach(self, user: Any) -> None:
+    def attach(self, user: Closeable) -> None:
         """Nothing to do: this engine is never closed under its users (CuPy frees its arrays)."""
 
     def device_tensors(self, input_shape: tuple[int, ...]) -> dict[str, DeviceTensor]:

@@ -15,11 +15,11 @@ import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers.backend import DeviceTensor, TensorInfo
+from helpers.backend import Closeable, DeviceTensor, TensorInfo
 from helpers.errors import UserError
 from helpers.layout import Layout
 from helpers.trt.bindings import IOBuffers, match_inputs
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
     from helpers.cuda.context import CudaContext
     from helpers.cuda.stream import Stream
     from helpers.trt.specs import TensorSpec
-
-
-class Closeable(Protocol):
-    def close(self) -> None: ...
 
 
 def tensorrt_available() -> tuple[bool, str]:

@@ -54,6 +54,12 @@ class PreparedInput(Protocol):
     def run_prepared(self) -> dict[str, np.ndarray]: ...
 
 
+class Closeable(Protocol):
+    """What pools and engines close for their users (GPU stages, backends, engines)."""
+
+    def close(self) -> None: ...
+
+
 class DeviceTensor(NamedTuple):
     """An engine I/O tensor in device memory: address, concrete shape, dtype."""
 
@@ -66,9 +72,11 @@ class DeviceTensor(NamedTuple):
 class DeviceEngine(Protocol):
     """An engine that pre- and post-processing on the GPU can run around, on its stream.
 
-    Everything happens inside `activate()` (the engine's CUDA context current) and on the
-    stream `stream_handle`; `enqueue()` only enqueues inference there (no copies, no wait),
-    so it can be captured in a CUDA graph together with kernels before and after it.
+    A frame runs inside one `session()`: the engine's lock held (its buffers are shared with
+    whoever else drives it), checked open, its CUDA context current. Work goes on the stream
+    `stream_handle`; `enqueue()` only enqueues inference there (no copies, no wait), so it can
+    be captured in a CUDA graph together with kernels before and after it. `attach(user)`: the
+    engine closes `user` (its graph froze the engine's addresses) before freeing anything.
     """
 
     @property
@@ -78,6 +86,10 @@ class DeviceEngine(Protocol):
     def stream_handle(self) -> int: ...
 
     def activate(self) -> AbstractContextManager[Any]: ...
+
+    def session(self) -> AbstractContextManager[Any]: ...
+
+    def attach(self, user: Closeable) -> None: ...
 
     def device_tensors(self, input_shape: tuple[int, ...]) -> dict[str, DeviceTensor]: ...
 

@@ -12,12 +12,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from helpers.errors import UserError
 
 if TYPE_CHECKING:
-    from helpers.lanes import LanePool
+    import numpy as np
+
+    from helpers.detections import Faces
+    from helpers.detector import Detector, Timings
 
 SIGPIPE_STATUS = 141  # what a shell reports for a tool ended by a closed pipe (128 + SIGPIPE)
 _OPENED: list = []  # TensorRT backends and GPU stages to close (in their CUDA context) before exit
@@ -69,27 +72,6 @@ def _unit(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
-def choose_backend(kind: str, spell: Callable[[str], str] = "--backend {}".format) -> str:
-    """ "tensorrt" or "onnxruntime" for the user's choice; `auto` takes TensorRT only when it can
-    really run. `spell` writes a backend choice the way the user gave it, for the error message."""
-    if kind in ("auto", "tensorrt"):
-        from helpers.trt.backend import tensorrt_available
-
-        ok, why = tensorrt_available()
-        if ok:
-            return "tensorrt"
-        if kind == "tensorrt":
-            raise UserError(f"{spell('tensorrt')} is not usable here: {why}; use {spell('onnxruntime')}")
-    return "onnxruntime"
-
-
-def _build_options(precision: str, sizes: Sequence[tuple[int, int]]):
-    """TensorRT build options whose profile covers every size in `sizes`."""
-    from helpers.trt.build import BuildOptions
-
-    return BuildOptions(precision=precision, sizes=tuple((1, 3, h, w) for w, h in sizes))
-
-
 def make_backend(
     kind: str,
     model: Path,
@@ -98,14 +80,22 @@ def make_backend(
     method: str = "v3",
     spell: Callable[[str], str] = "--backend {}".format,
 ):
-    """The backend the user asked for (see `choose_backend`); the engine's profile covers every
-    size in `sizes`."""
-    if choose_backend(kind, spell) == "tensorrt":
-        from helpers.trt.backend import TensorRTBackend
+    """The backend the user asked for; `auto` takes TensorRT only when it can really run.
 
-        backend = TensorRTBackend(model, method, _build_options(precision, sizes))
-        _OPENED.append(backend)
-        return backend
+    The engine's profile covers every size in `sizes`. `spell` writes a backend choice the way
+    the user gave it, for the error message."""
+    if kind in ("auto", "tensorrt"):
+        from helpers.trt.backend import TensorRTBackend, tensorrt_available
+        from helpers.trt.build import BuildOptions
+
+        ok, why = tensorrt_available()
+        if ok:
+            shapes = tuple((1, 3, h, w) for w, h in sizes)
+            backend = TensorRTBackend(model, method, BuildOptions(precision=precision, sizes=shapes))
+            _OPENED.append(backend)
+            return backend
+        if kind == "tensorrt":
+            raise UserError(f"{spell('tensorrt')} is not usable here: {why}; use {spell('onnxruntime')}")
     from helpers.ort_backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(model)
@@ -129,34 +119,38 @@ def _annotated_name(out_dir: Path, image: Path, used: set[str]) -> Path:
     return out_dir / name
 
 
-def _detect_lanes(args: argparse.Namespace, model: Path, sizes: list[tuple[int, int]]) -> LanePool:
-    """`--workers` lanes of the backend `detect` was asked for, closed at exit."""
-    from helpers.gpu.stages import stages_for
-    from helpers.lanes import onnxruntime_lanes, tensorrt_lanes
-    from helpers.lanes.open import check_lanes
+def _more_lanes(args: argparse.Namespace, backend: Any, first: Detector, n: int) -> list[Detector]:
+    """`n` more lanes like `first`: on TensorRT each its own execution context, stream and GPU
+    stages on the one engine; on ONNX Runtime the same session (it may run from many threads)."""
+    from helpers.detector import Detector
+    from helpers.trt.backend import TensorRTBackend
 
-    check_lanes(args.workers)
-    settings = (sizes[0] if sizes else None, args.score_threshold, args.nms_threshold)
-    if choose_backend(args.backend) == "tensorrt":
-        options = _build_options("fp32", sizes)
-        pool = tensorrt_lanes(model, args.workers, args.trt_method, options, args.preprocess, *settings)
-    else:
-        stages_for(args.preprocess, None)  # --preprocess gpu without TensorRT: its one-line error
-        pool = onnxruntime_lanes(model, args.workers, *settings)
-    _OPENED.append(pool)
-    return pool
+    lanes = []
+    for _ in range(n):
+        lane = backend
+        if isinstance(backend, TensorRTBackend):
+            lane = TensorRTBackend(engine=backend.loaded, method=args.trt_method)
+            _OPENED.append(lane)  # closed before the first backend, which owns the engine
+        stages = None
+        if first.stages is not None:
+            from helpers.gpu.stages import GpuStages
+
+            stages = GpuStages(lane, graph=args.trt_method == "graph")
+            _OPENED.append(stages)
+        lanes.append(Detector(lane, first.requested_size, first.score_threshold, first.nms_threshold, stages))
+    return lanes
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from helpers.annotate import annotate
     from helpers.atomic import check_folder, check_writable, write_bytes, write_text
-    from helpers.detections import Faces
-    from helpers.detector import Detector, Timings, check_threshold
+    from helpers.detector import Detector, check_threshold
     from helpers.images import encode_image, read_image
+    from helpers.lanes import LanePool
     from helpers.models import resolve
 
+    if args.workers < 1:
+        raise UserError(f"--workers {args.workers}: give 1 or more (one lane per image in flight)")
     check_threshold("--score-threshold", args.score_threshold)
     check_threshold("--nms-threshold", args.nms_threshold)
     sizes = _sizes(args.input_size)
@@ -167,8 +161,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.json and args.json != "-":
         check_writable(args.json)
     model = resolve(args.model)
-    pool = _detect_lanes(args, model, sizes)
-    detector = pool.first  # the lanes' shared settings
+    backend = make_backend(args.backend, model, sizes=sizes, method=args.trt_method)
+    from helpers.gpu.stages import stages_for
+
+    stages = stages_for(args.preprocess, backend, graph=args.trt_method == "graph")
+    if stages is not None:
+        _OPENED.append(stages)  # closed before its backend (last in, first out): graph, buffers
+    first = sizes[0] if sizes else None
+    detector = Detector(backend, first, args.score_threshold, args.nms_threshold, stages=stages)
     if detector.fixed_size and len(sizes) > 1:
         w, h = detector.fixed_size
         raise UserError(
@@ -182,31 +182,30 @@ def cmd_detect(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     run_sizes = [detector.fixed_size] if detector.fixed_size else sizes or [detector.input_size]
-    names: list[str] = args.images
-    used = set[str]()  # annotated names, given in input order whatever order the lanes finish in
-    outs = [_annotated_name(Path(args.annotate), Path(n), used) if args.annotate else None for n in names]
+    log = sys.stderr if args.json == "-" else sys.stdout
+    pool = LanePool([detector, *_more_lanes(args, backend, detector, args.workers - 1)])
 
-    def one(lane: Detector, item: tuple[str, Path | None]) -> tuple[np.ndarray, Faces, Timings] | UserError:
-        name, out = item
+    def work(lane: Detector, name: str) -> tuple[np.ndarray, Faces, Timings] | UserError:
         try:
             image = read_image(name)
-            faces, t = lane.run_sizes(image, run_sizes)
-            if out is not None:
+            return (image, *lane.run_sizes(image, run_sizes))
+        except UserError as exc:  # one line for this image; the others still complete
+            return exc
+
+    results, failed, used, missed = [], [], set[str](), 0
+    for name, done in zip(args.images, pool.map(work, args.images), strict=True):
+        try:
+            if isinstance(done, UserError):
+                raise done
+            image, faces, t = done
+            if args.annotate:
+                out = _annotated_name(Path(args.annotate), Path(name), used)
                 suffix = out.suffix.lower() if out.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
                 write_bytes(out.with_suffix(suffix), encode_image(annotate(image, faces), suffix))
         except UserError as exc:
-            return exc
-        return image, faces, t
-
-    log = sys.stderr if args.json == "-" else sys.stdout
-    results, failed, missed = [], [], 0
-    outcomes = pool.imap(one, zip(names, outs, strict=True), args.workers)
-    for name, outcome in zip(names, outcomes, strict=True):
-        if isinstance(outcome, UserError):
-            print(f"error: {outcome}", file=sys.stderr)
+            print(f"error: {exc}", file=sys.stderr)
             failed.append(name)
             continue
-        image, faces, t = outcome
         missed += not len(faces)
         results.append(
             {
@@ -214,7 +213,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 "width": image.shape[1],
                 "height": image.shape[0],
                 "model": str(model),
-                "backend": pool.name,
+                "backend": backend.name,
                 "input_size": list(run_sizes[0]),
                 "input_sizes": [list(s) for s in run_sizes],
                 "detections": faces.to_json(),
@@ -222,7 +221,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             }
         )
         print(
-            f"{name}: {plural(len(faces), 'face')}  (pre {t.preprocess:.1f} ms, {pool.name} "
+            f"{name}: {plural(len(faces), 'face')}  (pre {t.preprocess:.1f} ms, {backend.name} "
             f"{t.inference:.1f} ms, post {t.postprocess:.1f} ms)",
             file=log,
         )
@@ -495,17 +494,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="letterbox and decode on the GPU (CuPy, TensorRT backend) or the CPU; auto: the GPU when "
         "usable (default: %(default)s)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="detect N images at once, one lane each (TensorRT: one engine, N execution contexts and "
+        "streams); results stay in input order (default: %(default)s)",
+    )
     p.add_argument("--json", metavar="PATH", help="write results as JSON (atomically); - for stdout")
     p.add_argument(
         "--annotate", metavar="DIR", help="write the images with boxes and landmarks drawn into DIR"
-    )
-    _add_count(
-        p,
-        "--workers",
-        1,
-        "N",
-        "parallel lanes on one loaded model (TensorRT: one engine, N execution contexts and streams); "
-        "results stay in input order",
     )
     p.set_defaults(func=cmd_detect)
 

@@ -7,6 +7,7 @@ a threshold-first decode.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -114,7 +115,11 @@ def merge(found: list[Faces], nms_threshold: float) -> Faces:
 
 
 class Detector:
-    """SCRFD on any backend; static-input models always run at their own size."""
+    """SCRFD on any backend; static-input models always run at their own size.
+
+    Safe to share between threads: scratch buffers are per thread, and every backend and the
+    GPU stages serialise what they must. For frames in parallel, use `helpers.lanes`.
+    """
 
     def __init__(
         self,
@@ -139,7 +144,20 @@ class Detector:
         self._in_place: PreparedInput | None = (
             backend if isinstance(backend, PreparedInput) and self.input_dtype is None else None
         )
-        self._prep = Preprocessor()
+        self._local = threading.local()  # a Preprocessor per thread: its blobs are reused
+
+    @property
+    def _prep(self) -> Preprocessor:
+        """This thread's preprocessor: threads sharing the detector never share scratch buffers.
+
+        The look-up costs about 0.1 us a frame (`benchmarks/sharing.py`); a shared one made
+        threads read each other's half-written blobs (10-39 % of faces wrong).
+        """
+        try:
+            return self._local.prep
+        except AttributeError:
+            self._local.prep = Preprocessor()
+            return self._local.prep
 
     @property
     def size_overridden(self) -> bool:

@@ -56,26 +56,32 @@ def gpu():
 def gpu_canvas(letterbox, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import cupy
 
-    canvas = cupy.full((1, 3, size[1], size[0]), np.nan, np.float32)
-    stream = cupy.cuda.Stream(non_blocking=True)
+    with letterbox.stream:  # non-blocking: the canvas fill must be ordered before the letterbox
+        canvas = cupy.full((1, 3, size[1], size[0]), np.nan, np.float32)
     letterbox.stage(image)
-    letterbox.enqueue(size, canvas.data.ptr, stream.ptr)
-    return canvas.get(stream=stream)
+    letterbox.enqueue(size, canvas.data.ptr)
+    return canvas.get(stream=letterbox.stream)
+
+
+def new_letterbox():
+    import cupy
+
+    from helpers.gpu.preprocess import GpuLetterbox
+
+    return GpuLetterbox(cupy.cuda.Stream(non_blocking=True))
 
 
 @pytest.mark.parametrize("name", IMAGES + SAMPLES)
 @pytest.mark.parametrize("size", [(640, 640), (640, 480), (320, 256)])
 def test_letterbox_kernel_is_its_model_bit_for_bit(cuda, name, size):
-    from helpers.gpu.preprocess import GpuLetterbox
 
     image = load(name)
-    np.testing.assert_array_equal(gpu_canvas(GpuLetterbox(), image, size), model_blob(image, size)[0])
+    np.testing.assert_array_equal(gpu_canvas(new_letterbox(), image, size), model_blob(image, size)[0])
 
 
 def test_letterbox_kernel_on_frames_of_changing_shape(cuda):
-    from helpers.gpu.preprocess import GpuLetterbox
 
-    letterbox = GpuLetterbox()
+    letterbox = new_letterbox()
     for seed, (shape, size) in enumerate(FRAMES + FRAMES[::-1]):
         image = np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
         np.testing.assert_array_equal(gpu_canvas(letterbox, image, size), model_blob(image, size)[0])

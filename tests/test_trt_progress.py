@@ -204,3 +204,34 @@ def test_finish_warns_about_a_failed_display_instead_of_raising():
     with pytest.warns(UserWarning, match="progress display failed .*widget gone"):
         finish(Closed(), state, "built x.plan")
     finish(None, ProgressState(), "built x.plan")  # no display, no failure: silent
+
+
+def test_two_builder_threads_failing_the_same_listener_never_cancel():
+    """TensorRT calls the monitor from several threads: both see the listener fail, one removes it."""
+    import threading
+
+    state = ProgressState()
+    both_inside = threading.Barrier(2, timeout=5)
+
+    def broken(_state):
+        both_inside.wait()  # the two calls fail together, before either removed it
+        raise RuntimeError("comm closed")
+
+    state.phase_start("Building Engine", None, 4)
+    state.subscribe(broken)
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def step(i: int) -> None:
+        try:
+            results.append(state.step_complete("Building Engine", i))
+        except BaseException as exc:  # the old double remove raised ValueError here
+            errors.append(exc)
+
+    threads = [threading.Thread(target=step, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and results == [True, True]
+    assert state.listener_error == "RuntimeError: comm closed"

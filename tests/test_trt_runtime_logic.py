@@ -177,31 +177,76 @@ def test_graph_capture_failing_in_a_cuda_call_falls_back_to_v3(monkeypatch):
     assert enqueued == [0x77, 0x77]
 
 
+class WatchedLock:
+    """An RLock that says when another thread starts waiting for it: no sleeps in the tests."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.RLock()
+        self.waiting = threading.Event()
+
+    def acquire(self) -> bool:
+        if not self._lock.acquire(blocking=False):
+            self.waiting.set()
+            self._lock.acquire()
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> WatchedLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def fake_backend(buffers, runner):
+    """A TensorRTBackend over fakes: the real run, session and close logic, no GPU."""
+    import weakref
+
+    from helpers.trt.backend import TensorRTBackend, _Lane
+
+    cuda = FakeCuda()
+    lane = _Lane.__new__(_Lane)
+    engine = types.SimpleNamespace(cuda=cuda, close=cuda.release, engine=object())
+    lane.__dict__.update(
+        engine=engine,
+        owns_engine=True,
+        cuda=cuda,
+        context=object(),
+        stream=FakeStream(),
+        buffers=buffers,
+        runner=runner,
+        attached=weakref.WeakSet(),
+    )
+    backend = TensorRTBackend.__new__(TensorRTBackend)
+    backend.__dict__.update(
+        _lane=lane,
+        loaded=engine,
+        specs=[IMAGE],
+        poison=False,
+        method="v3",
+        _lock=WatchedLock(),
+        _closed=False,
+        _finalizer=weakref.finalize(backend, lane.free),
+    )
+    return backend, cuda
+
+
 def test_close_waits_for_a_run_in_progress_on_another_thread():
     """close() from one thread while another runs must not free buffers in use."""
     import threading
 
-    from helpers.trt.backend import TensorRTBackend
-
-    backend = TensorRTBackend.__new__(TensorRTBackend)
-    cuda, buffers = FakeCuda(), FakeBuffers()
-    backend.__dict__.update(
-        cuda=cuda,
-        buffers=buffers,
-        stream=FakeStream(),
-        runner=types.SimpleNamespace(close=lambda: None),
-        context=object(),
-        engine=object(),
-        _loaded=types.SimpleNamespace(lane_closed=lambda: None, close=cuda.release),
-        _owns=True,
-        _lock=threading.Lock(),
-        _closed=False,
-    )
+    buffers = FakeBuffers()
+    backend, cuda = fake_backend(buffers, types.SimpleNamespace(close=lambda: None))
     backend._lock.acquire()  # a run holds the lock
     closer = threading.Thread(target=backend.close)
     closer.start()
-    closer.join(0.3)
-    assert closer.is_alive() and not buffers.freed and cuda.released == 0
+    assert backend._lock.waiting.wait(5)  # close is blocked on the run's lock
+    assert not buffers.freed and cuda.released == 0
     backend._lock.release()  # the run ends
     closer.join(5)
     assert buffers.freed and cuda.released == 1
@@ -215,8 +260,6 @@ def test_in_place_input_keeps_other_threads_out_until_it_has_run():
     """A Detector on a shared backend writes the pinned input, then runs: another thread's run
     (which overwrites that buffer) or close (which frees it) must not come in between."""
     import threading
-
-    from helpers.trt.backend import TensorRTBackend
 
     class Buffers(FakeBuffers):
         def __init__(self) -> None:
@@ -232,34 +275,47 @@ def test_in_place_input_keeps_other_threads_out_until_it_has_run():
         def read_outputs(self) -> dict:
             return {"input.1": self.buffers["input.1"].host.copy()}
 
-    backend = TensorRTBackend.__new__(TensorRTBackend)
-    cuda, buffers = FakeCuda(), Buffers()
-    backend.__dict__.update(
-        cuda=cuda,
-        buffers=buffers,
-        specs=[IMAGE],
-        poison=False,
-        method="v3",
-        stream=FakeStream(),
-        runner=types.SimpleNamespace(run=lambda method: None, close=lambda: None),
-        context=object(),
-        engine=object(),
-        _loaded=types.SimpleNamespace(lane_closed=lambda: None, close=cuda.release),
-        _owns=True,
-        _lock=threading.RLock(),
-        _closed=False,
-    )
+    buffers = Buffers()
+    runner = types.SimpleNamespace(run=lambda method: None, close=lambda: None)
+    backend, cuda = fake_backend(buffers, runner)
     ran = backend.run({"input.1": np.full((1, 3, 640, 640), 2.0, np.float32)})
     assert (ran["input.1"] == 2.0).all()
     with backend.input_array("input.1", (1, 3, 640, 640)) as target:
         target[...] = 1.0
         closer = threading.Thread(target=backend.close)
         closer.start()
-        closer.join(0.3)
-        assert closer.is_alive() and not buffers.freed  # close waits for the prepared run
+        assert backend._lock.waiting.wait(5)
+        assert not buffers.freed  # close waits for the prepared run
         outputs = backend.run_prepared()
     closer.join(5)
     assert (outputs["input.1"] == 1.0).all() and buffers.freed and cuda.released == 1
+
+
+def test_a_backend_never_closed_is_freed_in_its_context_by_the_collector():
+    """Dropped without close(): the finalizer frees the lane with its context pushed."""
+    import gc
+
+    buffers = FakeBuffers()
+    backend, cuda = fake_backend(buffers, types.SimpleNamespace(close=lambda: None))
+    del backend
+    gc.collect()
+    assert buffers.freed and cuda.released == 1
+
+
+def test_stages_attached_to_a_backend_are_closed_before_it_frees():
+    buffers = FakeBuffers()
+    backend, _ = fake_backend(buffers, types.SimpleNamespace(close=lambda: None))
+    order: list[str] = []
+
+    class Stages:
+        def close(self) -> None:
+            order.append("stages" if not buffers.freed else "stages after free")
+
+    stages = Stages()
+    backend.attach(stages)
+    backend.close()
+    stages.close()  # after the backend's close: no error
+    assert order == ["stages", "stages after free"]
 
 
 def test_emulator_is_named_wherever_tensorrt_is_described(monkeypatch):
@@ -271,3 +327,49 @@ def test_emulator_is_named_wherever_tensorrt_is_described(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     assert is_emulator()
     assert describe_tensorrt("10.4.0") == f"{EMULATOR} 10.4.0" and "not TensorRT" in EMULATOR
+
+
+def test_log_book_is_per_thread():
+    """A worker's errors are its own: another thread neither reads nor clears them."""
+    import threading
+
+    book = LogBook(echo=None)
+    book.clear()
+    logged, cleared = threading.Event(), threading.Event()
+    seen: dict[str, str] = {}
+
+    def worker() -> None:
+        book.clear()
+        book.record("ERROR", "worker failed")
+        logged.set()
+        cleared.wait(5)
+        seen["worker"] = book.last_error("lost")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    logged.wait(5)
+    seen["main"] = book.last_error("nothing here")
+    book.clear()  # clears the main thread's view only
+    cleared.set()
+    thread.join()
+    assert seen == {"main": "nothing here", "worker": "worker failed"}
+
+
+def test_log_book_shows_tensorrt_own_threads_to_every_caller():
+    """Lines from a thread Python did not start (a builder's helper) reach whoever cleared before."""
+    import _thread
+    import threading
+
+    book = LogBook(echo=None)
+    book.clear()
+    done = threading.Event()
+
+    def foreign() -> None:
+        book.record("ERROR", "from a builder thread")
+        done.set()
+
+    _thread.start_new_thread(foreign, ())
+    done.wait(5)
+    assert book.last_error("none") == "from a builder thread"
+    book.clear()
+    assert book.last_error("none") == "none"

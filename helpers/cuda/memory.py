@@ -49,27 +49,33 @@ class HostDeviceBuffer:
         """Fill the buffer with `value` (NaN: bit pattern 0x7FC00000 for float32).
 
         With a stream, only the device side is filled, asynchronously: the per-frame form, since
-        the copy back overwrites the host side anyway. Without one, both sides, synchronously.
+        the copy back overwrites the host side anyway. Without one, both sides, and it returns
+        once done (on a stream of its own: never a wait on the whole context).
         """
-        drv = pycuda_driver()
-        itemsize = self.host.itemsize
-        pattern_of = (
-            np.full(1, value, self.host.dtype).view(f"u{itemsize}") if itemsize in (1, 2, 4) else None
-        )
-        if stream is not None and pattern_of is not None and self.host.size:
-            memset_async = {1: drv.memset_d8_async, 2: drv.memset_d16_async, 4: drv.memset_d32_async}[
-                itemsize
-            ]
-            memset_async(self.device_ptr, int(pattern_of[0]), self.host.size, as_pycuda(stream))
+        if stream is None:
+            self.host.fill(value)
+            own = Stream(self.ctx)
+            try:
+                with within(self.ctx):
+                    self._fill_device(value, own)
+                own.synchronize()
+            finally:
+                own.close()
             return
-        self.host.fill(value)
-        memset = {1: drv.memset_d8, 2: drv.memset_d16, 4: drv.memset_d32}.get(itemsize)
-        with within(self.ctx):
-            if memset is not None and pattern_of is not None and self.host.size:
-                memset(self.device_ptr, int(pattern_of[0]), self.host.size)
-            else:
-                drv.memcpy_htod(self.device_ptr, self.host)
-            drv.Context.synchronize()
+        self._fill_device(value, stream)
+
+    def _fill_device(self, value: float, stream: Stream | Any) -> None:
+        drv = pycuda_driver()
+        if not self.host.size:
+            return
+        itemsize = self.host.itemsize
+        if itemsize in (1, 2, 4):
+            pattern = int(np.full(1, value, self.host.dtype).view(f"u{itemsize}")[0])
+            memset = {1: drv.memset_d8_async, 2: drv.memset_d16_async, 4: drv.memset_d32_async}[itemsize]
+            memset(self.device_ptr, pattern, self.host.size, as_pycuda(stream))
+        else:  # 8-byte types: the host side, filled, goes up (leave it alone until the stream ran)
+            self.host.fill(value)
+            drv.memcpy_htod_async(self.device_ptr, self.host, as_pycuda(stream))
 
     def free(self) -> None:
         """Release both sides now, inside their context (idempotent)."""

@@ -17,14 +17,23 @@ import numpy as np
 from helpers.cuda.context import CudaContext, pycuda_driver, within
 from helpers.errors import UserError
 
+NON_BLOCKING = 0x1  # CU_STREAM_NON_BLOCKING: no implicit synchronisation with the legacy stream
+
 
 class Stream:
-    """A pycuda stream made in `ctx` (or the current context); `.handle` goes to TensorRT."""
+    """A non-blocking pycuda stream made in `ctx` (or the current context); `.handle` goes to
+    TensorRT.
+
+    Non-blocking because a blocking stream that captures a CUDA graph makes the legacy default
+    stream unusable for every other thread (`cudaErrorStreamCaptureImplicit`, measured on an
+    H200). The price: nothing on the default stream is ordered before this stream's work, so
+    every upload for the engine is enqueued on this stream.
+    """
 
     def __init__(self, ctx: CudaContext | None = None) -> None:
         self.ctx = ctx
         with within(ctx):
-            self.raw: Any = pycuda_driver().Stream()
+            self.raw: Any = pycuda_driver().Stream(flags=NON_BLOCKING)
 
     @property
     def handle(self) -> int:

@@ -9,12 +9,13 @@ post-processing around real SCRFD outputs already in device memory.
 
 from __future__ import annotations
 
+import threading
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
 
-from helpers.backend import Backend, DeviceTensor, TensorInfo
+from helpers.backend import Backend, Closeable, DeviceTensor, TensorInfo
 
 
 class HostEngine:
@@ -26,6 +27,7 @@ class HostEngine:
         self.backend = backend
         self.recompute = recompute
         self.stream = cupy.cuda.Stream(non_blocking=True)
+        self._lock = threading.RLock()
         self._arrays: dict[str, Any] = {}
         self._shape: tuple[int, ...] | None = None
 
@@ -40,14 +42,21 @@ class HostEngine:
     def activate(self) -> AbstractContextManager[Any]:
         return nullcontext()  # CuPy works in the primary context, made current by the runtime
 
+    def session(self) -> AbstractContextManager[Any]:
+        return self._lock  # one frame at a time: the buffers are shared
+
+    def attach(self, user: Closeable) -> None:
+        """Nothing to do: this engine is never closed under its users (CuPy frees its arrays)."""
+
     def device_tensors(self, input_shape: tuple[int, ...]) -> dict[str, DeviceTensor]:
         if input_shape != self._shape:
             import cupy
 
             name = self.inputs[0].name
             outputs = self.backend.run({name: np.zeros(input_shape, np.float32)})
-            self._arrays = {name: cupy.zeros(input_shape, np.float32)}
-            self._arrays.update({k: cupy.asarray(v) for k, v in outputs.items()})
+            with self.stream:  # non-blocking: uploads on the default stream would not be ordered
+                self._arrays = {name: cupy.zeros(input_shape, np.float32)}
+                self._arrays.update({k: cupy.asarray(v) for k, v in outputs.items()})
             self._shape = input_shape
         return {k: DeviceTensor(int(a.data.ptr), tuple(a.shape), a.dtype) for k, a in self._arrays.items()}
 

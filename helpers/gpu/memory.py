@@ -49,9 +49,10 @@ def pinned(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 def external_stream(handle: int) -> Any:
     """CuPy's view of a stream it does not own: the engine's, made by pycuda in its context.
 
-    CuPy 14 deprecates `ExternalStream` for `Stream.from_external`, which takes objects that
-    speak the CUDA stream protocol rather than a raw handle; ExternalStream still works on every
-    CuPy the extras allow, so its warning is silenced here rather than shown on every frame.
+    Made once per GpuStages, never per frame: `catch_warnings` changes process-wide state and is
+    not thread-safe. CuPy 14 deprecates `ExternalStream` for `Stream.from_external`, which takes
+    objects that speak the CUDA stream protocol rather than a raw handle; ExternalStream still
+    works on every CuPy the extras allow, so its warning is silenced here.
     """
     import cupy
 

@@ -19,7 +19,7 @@ from helpers.backend import DeviceTensor
 from helpers.decode import candidates
 from helpers.detections import Faces
 from helpers.gpu.kernels import BLOCK, LEVEL_FIELDS, RECORD, kernel
-from helpers.gpu.memory import device_array, external_stream, pinned, to_host
+from helpers.gpu.memory import device_array, pinned, to_host
 from helpers.layout import Layout
 from helpers.nms import MATRIX_LIMIT, nms
 
@@ -42,14 +42,17 @@ def level_table(tensors: Mapping[str, DeviceTensor], layout: Layout, size: tuple
 
 
 class GpuDecoder:
-    """Preallocated candidate table, counter and their pinned host copies; one per stream."""
+    """Preallocated candidate table, counter and their pinned host copies, on one stream (a CuPy
+    stream object: the engine's); uploads go on it too, since it does not wait for others."""
 
-    def __init__(self, capacity: int = CAPACITY) -> None:
+    def __init__(self, stream: Any, capacity: int = CAPACITY) -> None:
         import cupy
 
+        self.stream = stream
         self.capacity = capacity
-        self._records = cupy.empty((capacity, RECORD), np.float32)
-        self._count = cupy.zeros(1, np.uint32)
+        with stream:
+            self._records = cupy.empty((capacity, RECORD), np.float32)
+            self._count = cupy.zeros(1, np.uint32)
         self.host_count = pinned((1,), np.uint32)
         self._host_records = pinned((capacity, RECORD), np.float32)
         self._tables: dict[tuple, tuple[Any, int]] = {}
@@ -60,12 +63,12 @@ class GpuDecoder:
         layout: Layout,
         size: tuple[int, int],
         threshold: float,
-        stream: int,
     ) -> None:
-        """Reset the count, decode the candidates and copy the count back, all on `stream`."""
+        """Reset the count, decode the candidates and copy the count back, all on the stream."""
         import cupy
 
         table, total = self._table(tensors, layout, size)
+        stream = self.stream.ptr
         rt = cupy.cuda.runtime
         rt.memsetAsync(self._count.data.ptr, 0, self._count.nbytes, stream)
         args = (
@@ -79,7 +82,7 @@ class GpuDecoder:
             np.uint32(self.capacity),
             self._count,
         )
-        with external_stream(stream):
+        with self.stream:
             kernel("decode")((-(-total // BLOCK),), (BLOCK,), args)
         to_host(self._count.data.ptr, self.host_count, self.host_count.nbytes, stream)
 
@@ -90,7 +93,9 @@ class GpuDecoder:
             import cupy
 
             host = level_table(tensors, layout, size)
-            self._tables[key] = (cupy.asarray(host), int(sum(layout.rows(s, *size) for s in layout.strides)))
+            with self.stream:  # ordered before the decode that reads it
+                table = cupy.asarray(host)
+            self._tables[key] = (table, int(sum(layout.rows(s, *size) for s in layout.strides)))
         return self._tables[key]
 
     def collect(
@@ -99,14 +104,13 @@ class GpuDecoder:
         layout: Layout,
         size: tuple[int, int],
         threshold: float,
-        stream: Any,
     ) -> Faces:
         """Wait for the count, bring back that many rows, order them as the CPU path does.
 
-        `stream` is a cupy stream object of the engine's stream. Past `capacity` candidates the
-        outputs themselves are copied back and decoded on the host (a low threshold on a busy
-        frame), so the answer is the same, only slower.
+        Past `capacity` candidates the outputs themselves are copied back and decoded on the
+        host (a low threshold on a busy frame), so the answer is the same, only slower.
         """
+        stream = self.stream
         stream.synchronize()
         n = int(self.host_count[0])
         if n > self.capacity:

@@ -12,18 +12,30 @@ from typing import Any
 import numpy as np
 
 from helpers.gpu.kernels import kernel
-from helpers.gpu.memory import external_stream, pinned, to_device
+from helpers.gpu.memory import pinned, to_device
 from helpers.letterbox import Letterbox, fit
 
 TILE = (32, 8)
 
 
 class GpuLetterbox:
-    """Pinned staging and device memory for frames of one shape (reallocated when it changes)."""
+    """Pinned staging and device memory for frames of one shape (reallocated when it changes).
 
-    def __init__(self) -> None:
+    Everything goes on `stream` (a CuPy stream object: the engine's, non-blocking), allocations
+    included, so CuPy's pool never hands this memory to other streams' work while ours runs.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
         self.staging: np.ndarray | None = None  # page-locked copy of the frame
         self._device: Any = None
+
+    @property
+    def addresses(self) -> tuple[int, int]:
+        """(staging, device frame) addresses: a captured graph froze both."""
+        if self.staging is None:
+            return 0, 0
+        return self.staging.ctypes.data, int(self._device.data.ptr)
 
     def buffer(self, shape: tuple[int, ...]) -> np.ndarray:
         """The page-locked frame buffer for frames of `shape` (H, W, 3), made once per shape.
@@ -38,7 +50,8 @@ class GpuLetterbox:
             import cupy
 
             self.staging = pinned(tuple(shape), np.uint8)
-            self._device = cupy.empty(tuple(shape), np.uint8)
+            with self.stream:
+                self._device = cupy.empty(tuple(shape), np.uint8)
         return self.staging
 
     def stage(self, image: np.ndarray) -> np.ndarray:
@@ -50,14 +63,14 @@ class GpuLetterbox:
             np.copyto(staging, image)
         return staging
 
-    def enqueue(self, size: tuple[int, int], canvas_ptr: int, stream: int) -> Letterbox:
+    def enqueue(self, size: tuple[int, int], canvas_ptr: int) -> Letterbox:
         """Upload the staged frame and letterbox it into the (1, 3, H, W) float32 canvas at
-        `canvas_ptr`, on `stream` (the engine's; also what a CUDA graph captures)."""
+        `canvas_ptr`, on the stream (the engine's; also what a CUDA graph captures)."""
         if self.staging is None:
             raise ValueError("stage a frame before enqueueing its letterbox")
         h, w = self.staging.shape[:2]
         box = fit((h, w), size)
-        to_device(self.staging, self._device.data.ptr, stream)
+        to_device(self.staging, self._device.data.ptr, self.stream.ptr)
         width, height = size
         grid = (-(-width // TILE[0]), -(-height // TILE[1]))
         args = (
@@ -72,6 +85,6 @@ class GpuLetterbox:
             np.float64(1.0 / (box.new_width / w)),  # OpenCV's scale = 1. / (dst / src), in double
             np.float64(1.0 / (box.new_height / h)),
         )
-        with external_stream(stream):
+        with self.stream:
             kernel("letterbox")(grid, TILE, args)
         return box

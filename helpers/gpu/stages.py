@@ -64,7 +64,9 @@ class GpuStages:
     """`Detector(backend, stages=GpuStages(backend))`: pre/post on the GPU around `engine`.
 
     `timed=True` records CUDA events around each step (read with `gpu_ms` after a run; with a
-    graph only the whole replay is timed). One thread drives it, as it drives the engine.
+    graph only the whole replay is timed). Safe to share between threads: a frame runs inside
+    the engine's `session()`, so frames on one engine (and its stages) take turns; for frames in
+    parallel, give each thread a lane of its own (`helpers.lanes`).
     Detection timings: preprocess = staging the frame and enqueueing everything, inference =
     waiting for the GPU, postprocess = bringing candidates back, NMS and rescaling.
     """
@@ -78,22 +80,28 @@ class GpuStages:
         self.timed = timed
         self.dynamic = static_size(engine.inputs[0]) is None
         self.input_name = engine.inputs[0].name
-        with engine.activate():
+        with engine.session():
             import cupy
 
-            self._stream = external_stream(engine.stream_handle)
-            self.letterbox = GpuLetterbox()
-            self.decoder = GpuDecoder(capacity)
+            self._stream = external_stream(engine.stream_handle)  # one per stages object
+            self.letterbox = GpuLetterbox(self._stream)
+            self.decoder = GpuDecoder(self._stream, capacity)
             self._events = {name: cupy.cuda.Event() for name in ("start", "letterbox", "engine", "decode")}
         self._layouts: dict[tuple[int, int], Layout] = {}
         self._captured: Any = None
         self._captured_key: tuple | None = None
         self.gpu_ms: dict[str, float] = {}
+        engine.attach(self)  # the engine drops our graph before it frees what the graph uses
+
+    @property
+    def captured(self) -> bool:
+        """Whether a CUDA graph of the last frame's shape is held (graph=True, after a run)."""
+        return self._captured is not None
 
     def run(
         self, image: np.ndarray, size: tuple[int, int], score_threshold: float, nms_threshold: float
     ) -> Detection:
-        with self.engine.activate():
+        with self.engine.session():
             t0 = time.perf_counter()
             tensors = self.engine.device_tensors((1, 3, size[1], size[0]))
             layout = self.layout(tensors, size)
@@ -102,7 +110,7 @@ class GpuStages:
             t1 = time.perf_counter()
             self._stream.synchronize()
             t2 = time.perf_counter()
-            cands = self.decoder.collect(tensors, layout, size, score_threshold, self._stream)
+            cands = self.decoder.collect(tensors, layout, size, score_threshold)
             kept = gpu_nms(cands.boxes, cands.scores, nms_threshold, self._stream)
             faces = cands[kept].scaled(box.scale) if len(cands) else cands
             t3 = time.perf_counter()
@@ -113,8 +121,9 @@ class GpuStages:
 
     def frame_buffer(self, shape: tuple[int, int, int]) -> np.ndarray:
         """A page-locked (H, W, 3) uint8 array to capture or decode frames into; passed to `run`
-        (or `Detector.run`) it is uploaded without a host copy."""
-        with self.engine.activate():
+        (or `Detector.run`) it is uploaded without a host copy. One per stages object: a thread
+        that fills it while another runs a frame of the same shape would change that frame."""
+        with self.engine.session():
             return self.letterbox.buffer(shape)
 
     def layout(self, tensors: dict[str, DeviceTensor], size: tuple[int, int]) -> Layout:
@@ -138,7 +147,9 @@ class GpuStages:
         assert staging is not None  # staged by run()
         if not self.graph:
             return self.enqueue(tensors, layout, size, threshold)
-        key = (staging.shape, size, threshold, tuple(sorted((n, t.ptr) for n, t in tensors.items())))
+        # Everything the captured nodes froze: shapes, the engine's addresses and our own.
+        engine_ptrs = tuple(sorted((n, t.ptr) for n, t in tensors.items()))
+        key = (staging.shape, size, threshold, engine_ptrs, self.letterbox.addresses)
         if key != self._captured_key:
             from helpers.cuda.graph import CudaGraph
 
@@ -161,17 +172,16 @@ class GpuStages:
         self, tensors: dict[str, DeviceTensor], layout: Layout, size: tuple[int, int], threshold: float
     ) -> Letterbox:
         """Upload + letterbox into the engine input, the engine, decode + count copy: no waits."""
-        stream = self.engine.stream_handle
         timed = self.timed and not self.graph
         if timed:
             self._events["start"].record(self._stream)
-        box = self.letterbox.enqueue(size, tensors[self.input_name].ptr, stream)
+        box = self.letterbox.enqueue(size, tensors[self.input_name].ptr)
         if timed:
             self._events["letterbox"].record(self._stream)
         self.engine.enqueue()
         if timed:
             self._events["engine"].record(self._stream)
-        self.decoder.enqueue(tensors, layout, size, threshold, stream)
+        self.decoder.enqueue(tensors, layout, size, threshold)
         if timed:
             self._events["decode"].record(self._stream)
         return box
@@ -190,8 +200,11 @@ class GpuStages:
         }
 
     def close(self) -> None:
-        """Drop the captured graph, inside the engine's context (idempotent)."""
-        if self._captured is not None:
-            with self.engine.activate():
+        """Drop the captured graph, inside the engine's context (idempotent; the engine calls it
+        when it closes, so calling it after the engine's close is fine)."""
+        if self._captured is None:
+            return
+        with self.engine.session():  # not while another thread replays it
+            if self._captured is not None:
                 self._captured.close()
-        self._captured, self._captured_key = None, None
+            self._captured, self._captured_key = None, None

@@ -1,12 +1,12 @@
-"""Parallel lanes: one model loaded once, N detectors that threads borrow a frame at a time.
+"""Parallel lanes: one model serving several frames at once, one lane per frame in flight.
 
-A lane is a `Detector` with its own scratch and, on TensorRT, its own execution context,
-stream, buffers and GPU stages on the one shared engine (`helpers.trt.engine.LoadedEngine`);
-on ONNX Runtime the lanes share one `InferenceSession`, which may be run from many threads.
-While one lane waits on a host copy another's engine runs, so the GPU stays busy.
+A lane is a `Detector` on its own execution context, stream, buffers and GPU stages (TensorRT,
+one engine deserialised once) or on a shared ONNX Runtime session. Threads borrow a lane for a
+frame and give it back: `with pool.lane() as detector: ...`, or `pool.detect(image)`,
+`pool.map(fn, items)`.
 """
 
-from helpers.lanes.open import onnxruntime_lanes, tensorrt_lanes
-from helpers.lanes.pool import Lane, LanePool
+from helpers.lanes.make import onnxruntime_lanes, tensorrt_lanes
+from helpers.lanes.pool import LanePool
 
-__all__ = ["Lane", "LanePool", "onnxruntime_lanes", "tensorrt_lanes"]
+__all__ = ["LanePool", "onnxruntime_lanes", "tensorrt_lanes"]

@@ -1,139 +1,98 @@
-"""Borrow a lane for a frame, give it back: a blocking pool of detectors over one model."""
+"""A pool of lanes that threads borrow one frame at a time, and that closes only when idle."""
 
 from __future__ import annotations
 
 import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
+from helpers.backend import Closeable
 from helpers.detections import Faces
-from helpers.detector import Detection, Detector
+from helpers.detector import Detector
 from helpers.errors import UserError
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass
-class Lane:
-    """One detector and what to close after it (GPU stages, then its backend), in that order."""
-
-    detector: Detector
-    closers: list[Callable[[], None]] = field(default_factory=list)
-
-    def close(self) -> None:
-        for close in self.closers:
-            close()
-
-
 class LanePool:
-    """`with pool.lane() as detector:` from any thread; `close()` waits for lanes in use.
+    """`lanes` (detectors that share nothing a frame writes), lent to one thread at a time.
 
-    A borrow blocks while every lane is busy. After `close()` began, a borrow is refused with a
-    one-line error; `close()` waits for the lanes out on loan, then closes every lane, then the
-    shared model (`after`, e.g. the TensorRT engine), each once.
+    `closers` (GPU stages, backends, then the engine) are closed in that order once every lane
+    is back. A thread must not borrow a second lane while it holds one: with all lanes out, it
+    would wait for itself.
     """
 
-    def __init__(self, lanes: list[Lane], after: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, lanes: Sequence[Detector], closers: Sequence[Closeable] = ()) -> None:
         if not lanes:
-            raise UserError("a lane pool needs at least one lane; ask for lanes=1 or more")
+            raise UserError("a lane pool needs at least one lane; use lanes=1 or more")
         self.lanes = list(lanes)
-        self._free = deque(self.lanes)
+        self._idle = list(reversed(self.lanes))  # lane 0 is lent first
+        self._closers = list(closers)
         self._cond = threading.Condition()
-        self._after = after
-        self.shared: object = None  # the model the lanes share (a backend, a LoadedEngine)
         self._closing = False
-        self._closed = False
+        self._closed = threading.Event()
 
-    @property
-    def size(self) -> int:
+    def __len__(self) -> int:
         return len(self.lanes)
-
-    @property
-    def name(self) -> str:
-        """The backend's name (e.g. "onnxruntime", "tensorrt"), for reports."""
-        return str(self.lanes[0].detector.backend.name)
-
-    @property
-    def first(self) -> Detector:
-        """A detector to read settings from (input size, layout); do not run it outside `lane()`."""
-        return self.lanes[0].detector
 
     @contextmanager
     def lane(self) -> Iterator[Detector]:
-        """A free lane's detector for the block (waiting for one if all are busy)."""
+        """A lane for the block; waits while all are in use; refused once the pool closes."""
         with self._cond:
-            while not self._free and not self._closing:
+            while not self._idle and not self._closing:
                 self._cond.wait()
             if self._closing:
-                raise UserError("this lane pool is closed; open a new one to detect more frames")
-            lane = self._free.popleft()
+                raise UserError("this lane pool was closed; make a new one to detect more frames")
+            detector = self._idle.pop()
         try:
-            yield lane.detector
+            yield detector
         finally:
             with self._cond:
-                self._free.append(lane)
+                self._idle.append(detector)
                 self._cond.notify_all()
-
-    def run(self, image: np.ndarray) -> Detection:
-        with self.lane() as detector:
-            return detector.run(image)
 
     def detect(self, image: np.ndarray) -> Faces:
         with self.lane() as detector:
             return detector.detect(image)
 
-    def imap(
-        self, fn: Callable[[Detector, T], R], items: Iterable[T], workers: int | None = None
-    ) -> Iterator[R]:
-        """`fn(detector, item)` for every item on `workers` threads (default: one per lane),
-        yielded in input order as they finish; one worker runs them on the calling thread."""
-        workers = self.size if workers is None else workers
-        if workers < 1:
-            raise UserError(f"workers {workers} is not positive; use 1 or more")
+    def map(self, fn: Callable[[Detector, T], R], items: Iterable[T]) -> list[R]:
+        """`fn(lane, item)` for every item, as many at once as there are lanes; results in input
+        order. An exception from `fn` is raised after the other items finished (catch what
+        should not stop the batch inside `fn`)."""
 
-        def job(item: T) -> R:
+        def one(item: T) -> R:
             with self.lane() as detector:
                 return fn(detector, item)
 
-        if workers == 1:
-            yield from map(job, items)
-            return
-        with ThreadPoolExecutor(workers, thread_name_prefix="lane") as pool:
-            yield from pool.map(job, items)
-
-    def map(self, images: Iterable[np.ndarray], workers: int | None = None) -> list[Faces]:
-        """The faces of every image, in input order."""
-        return list(self.imap(lambda detector, image: detector.detect(image), images, workers))
+        with ThreadPoolExecutor(len(self.lanes), thread_name_prefix="lane") as pool:
+            futures = [pool.submit(one, item) for item in items]
+        return [f.result() for f in futures]
 
     def close(self) -> None:
-        """Refuse new borrows, wait for lanes in use to come back, then close lanes and model."""
+        """Refuse new borrows, wait for the lanes in use to come back, then close lanes and
+        engine in their order. Idempotent; a second caller waits for the first to finish."""
         with self._cond:
-            if self._closing:
-                while not self._closed:
-                    self._cond.wait()
-                return
+            first = not self._closing
             self._closing = True
-            self._cond.notify_all()  # waiting borrowers get the one-line error
-            while len(self._free) < len(self.lanes):
+            self._cond.notify_all()  # borrowers waiting for a lane get the refusal
+            while len(self._idle) < len(self.lanes):
                 self._cond.wait()
+        if not first:
+            self._closed.wait()
+            return
         try:
-            for lane in reversed(self.lanes):
-                lane.close()
+            for closer in self._closers:
+                closer.close()
         finally:
-            self._after()
-            with self._cond:
-                self._closed = True
-                self._cond.notify_all()
+            self._closed.set()
 
     def __enter__(self) -> LanePool:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -3,12 +3,15 @@
 Built from an ONNX file (through the engine cache) or loaded from a plan. Engine, execution
 context, stream and buffers all live in the device's primary CUDA context, which every call
 makes current, so the backend works from any thread and next to torch, cupy or ONNX Runtime.
+One backend is one lane: an execution context, its stream and buffers, one frame at a time.
+Several lanes can share one `LoadedEngine` (helpers.lanes does that).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -16,29 +19,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from helpers.backend import DeviceTensor, TensorInfo
+from helpers.backend import Closeable, DeviceTensor, TensorInfo
 from helpers.errors import UserError
 from helpers.layout import Layout
 from helpers.trt.bindings import IOBuffers, match_inputs
 from helpers.trt.build import DEFAULT_CACHE_DIR, BuildOptions
-from helpers.trt.engine import LoadedEngine, deserialize, load_plan
+from helpers.trt.engine import LoadedEngine
 from helpers.trt.runner import Runner, check_method, enqueue_failure
-from helpers.trt.runtime import (
-    EMULATOR,
-    describe_tensorrt,
-    device_identity,
-    is_emulator,
-    log_book,
-    tensorrt_status,
-)
+from helpers.trt.runtime import describe_tensorrt, device_identity, log_book, tensorrt_status
 from helpers.trt.specs import check_in_profile
-
-__all__ = ["LoadedEngine", "TensorRTBackend", "deserialize", "load_plan", "tensorrt_available"]
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
+    from helpers.cuda.context import CudaContext
     from helpers.cuda.stream import Stream
+    from helpers.trt.specs import TensorSpec
 
 
 def tensorrt_available() -> tuple[bool, str]:
@@ -55,59 +51,104 @@ def tensorrt_available() -> tuple[bool, str]:
     return True, f"{describe_tensorrt(detail)} on {name} (sm {capability})"
 
 
-def _open_lane(engine: LoadedEngine) -> tuple[trt.IExecutionContext, Stream]:
-    """An execution context and stream on `engine`, made in its context.
+class _Lane:
+    """What one backend owns in the engine's context, freed together by `close()` or, for a
+    backend never closed, by the garbage collector on whatever thread it runs (the context is
+    pushed there; pycuda would otherwise free out of context and leak)."""
 
-    A function of its own so that, when it fails, its frame (holding the TensorRT objects) is
-    finished and `drop_frames` can free them inside the context.
-    """
-    with engine.cuda.activate():
-        return engine.open_lane()
+    def __init__(self, engine: LoadedEngine, owns_engine: bool, timed: bool) -> None:
+        from helpers.cuda.stream import Stream
+
+        self.engine, self.owns_engine = engine, owns_engine
+        self.cuda: CudaContext = engine.cuda
+        with self.cuda.activate():
+            self.context: trt.IExecutionContext | None = engine.create_execution_context()
+            self.stream: Stream | None = Stream(self.cuda)
+        self.buffers: IOBuffers | None = IOBuffers(self.context, engine.specs, self.cuda)
+        self.runner: Runner | None = Runner(self.context, self.buffers, self.stream, self.cuda, timed)
+        self.attached: weakref.WeakSet[Closeable] = weakref.WeakSet()  # e.g. GpuStages
+
+    def free(self) -> None:
+        with self.cuda.activate():
+            if self.runner is not None and self.buffers is not None and self.stream is not None:
+                self.stream.synchronize()  # nothing of ours may still run on what is freed
+                self.runner.close()
+                self.buffers.free()
+                self.stream.close()
+            # The last references to the TensorRT objects go while their context is current.
+            self.runner = self.buffers = self.stream = self.context = None
+        if self.owns_engine:
+            self.engine.close()
 
 
 class TensorRTBackend:
     """An engine with one execution context; `method` is "v3" (default), "v2" or "graph".
 
-    `model` is an ONNX file or plan (the backend loads, owns and closes its engine), or a
-    `LoadedEngine` that several backends share: each is then one lane of that engine, with its
-    own execution context, stream and buffers, and closing it leaves the engine to its owner.
+    Given `engine=` (a `LoadedEngine`), it is one lane of that engine: its own execution
+    context, stream and buffers, and the engine stays open when the lane closes.
     """
 
     name = "tensorrt"
 
     def __init__(
         self,
-        model: str | Path | LoadedEngine,
+        model: str | Path | None = None,
         method: str = "v3",
         options: BuildOptions | None = None,
         cache_dir: str | Path = DEFAULT_CACHE_DIR,
         poison: bool = True,
         timed: bool = False,
         progress: bool = True,
+        engine: LoadedEngine | None = None,
     ):
-        from helpers.cuda.context import drop_frames
-
         self.method = check_method(method)
         self.poison = poison
-        self._owns = not isinstance(model, LoadedEngine)
-        self._loaded = (
-            model if isinstance(model, LoadedEngine) else LoadedEngine(model, options, cache_dir, progress)
-        )
-        self.cuda, self.engine, self.specs = self._loaded.cuda, self._loaded.engine, self._loaded.specs
+        if (model is None) == (engine is None):
+            raise UserError("give TensorRTBackend a model path or a LoadedEngine (engine=), not both")
+        owns = engine is None
+        loaded = engine or LoadedEngine(Path(str(model)), options, cache_dir, progress)
         try:
-            self.context, self.stream = _open_lane(self._loaded)
-        except BaseException as exc:
-            with self.cuda.activate():  # TensorRT objects held by the traceback go in their context
-                drop_frames(exc)
-            if self._owns:
-                self._loaded.close()
+            self._lane = _Lane(loaded, owns, timed)
+        except BaseException:
+            if owns:
+                loaded.close()
             raise
-        if is_emulator():  # results made under trtemu carry its name wherever they go
-            self.name = EMULATOR
-        self.buffers = IOBuffers(self.context, self.specs, self.cuda)
-        self.runner = Runner(self.context, self.buffers, self.stream, self.cuda, timed)
+        self.loaded = loaded
+        self.name = loaded.name  # results made under trtemu carry its name wherever they go
+        self.specs: list[TensorSpec] = loaded.specs
         self._lock = threading.RLock()  # one context, one set of buffers: one run at a time
         self._closed = False
+        self._finalizer = weakref.finalize(self, self._lane.free)
+
+    # The lane's parts, through the one object that frees them (see _Lane).
+    @property
+    def cuda(self) -> CudaContext:
+        return self._lane.cuda
+
+    @property
+    def engine(self) -> trt.ICudaEngine:
+        return self.loaded.engine
+
+    @property
+    def context(self) -> trt.IExecutionContext:
+        return self._part(self._lane.context)
+
+    @property
+    def stream(self) -> Stream:
+        return self._part(self._lane.stream)
+
+    @property
+    def buffers(self) -> IOBuffers:
+        return self._part(self._lane.buffers)
+
+    @property
+    def runner(self) -> Runner:
+        return self._part(self._lane.runner)
+
+    def _part(self, part: Any) -> Any:
+        if part is None:
+            raise UserError("this TensorRTBackend was closed; create a new one")
+        return part
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -130,11 +171,9 @@ class TensorRTBackend:
         """Safe from any thread; calls from several threads are serialised."""
         self._check_open()
         shapes = match_inputs(self.specs, inputs)
-        with self._lock:
-            self._check_open()  # closed by another thread while this one waited
-            with self.cuda.activate():
-                self.buffers.set_shapes(shapes)
-                self.buffers.load(inputs)
+        with self.session():
+            self.buffers.set_shapes(shapes)
+            self.buffers.load(inputs)
             return self.run_prepared()
 
     # The seams for pre- and post-processing that skip the copies (see helpers.backend's
@@ -148,24 +187,37 @@ class TensorRTBackend:
         The run lock is held for the whole block, so no other thread's `run` overwrites the
         buffer, nor `close` frees it, between the write and the run.
         """
-        self._check_open()
         shapes = self._single_input(name, shape)
-        with self._lock:
-            self._check_open()  # closed by another thread while this one waited
-            with self.cuda.activate():
-                self.buffers.set_shapes(shapes)
+        with self.session():
+            self.buffers.set_shapes(shapes)
             yield self.buffers.buffers[name].host
 
     def run_prepared(self) -> dict[str, np.ndarray]:
         """`run` on what was written into `input_array`, without loading a separate array."""
-        self._check_open()
-        with self._lock:  # re-entered from `run` and inside `input_array`'s block
-            self._check_open()
+        with self.session():  # re-entered from `run` and inside `input_array`'s block
             if self.poison:
-                with self.cuda.activate():
-                    self.buffers.poison_outputs(self.stream)
+                self.buffers.poison_outputs(self.stream)
             self.runner.run(self.method)
             return self.buffers.read_outputs()
+
+    @contextmanager
+    def session(self) -> Iterator[TensorRTBackend]:
+        """The run lock held, the backend checked open and its context current, for the block.
+
+        Everything that touches the execution context, stream or buffers runs inside one: a
+        `close()` or another thread's run waits for the block to end (freeing registered memory
+        before its stream finished is undefined behaviour in TensorRT). Re-entrant.
+        """
+        self._check_open()
+        with self._lock:
+            self._check_open()  # closed by another thread while this one waited
+            with self.cuda.activate():
+                yield self
+
+    def attach(self, user: Closeable) -> None:
+        """Close `user` (e.g. GpuStages: its graph holds this backend's addresses) before this
+        backend frees anything; held weakly."""
+        self._lane.attached.add(user)
 
     @property
     def stream_handle(self) -> int:
@@ -177,7 +229,7 @@ class TensorRTBackend:
 
     def device_tensors(self, input_shape: tuple[int, ...]) -> dict[str, DeviceTensor]:
         """Device address, shape and dtype of every I/O tensor at this input shape (call inside
-        `activate()`); the addresses change only when the shape does."""
+        `session()`); the addresses change only when the shape does."""
         self._check_open()
         self.buffers.set_shapes(self._single_input(self.inputs[0].name, input_shape))
         return {
@@ -187,7 +239,7 @@ class TensorRTBackend:
 
     def enqueue(self) -> None:
         """execute_async_v3 on the engine's stream on the device buffers as they are: no copies, no
-        wait (call inside `activate()`); capturable in a CUDA graph."""
+        wait (call inside `session()`); capturable in a CUDA graph."""
         log_book().clear()
         if not self.context.execute_async_v3(self.stream.handle):
             raise enqueue_failure("execute_async_v3", log_book().last_error("TensorRT logged no error"))
@@ -207,21 +259,15 @@ class TensorRTBackend:
         return self.buffers.layout(width, height)
 
     def close(self) -> None:
-        """Free graph, buffers, stream and execution context inside their context; then the
-        engine too when this backend loaded it (a shared one closes after its last lane)."""
-        with self._lock:  # waits for a run in progress on another thread
+        """Free graph, buffers, stream and TensorRT objects inside their context, then release
+        it; waits for a run in progress on another thread. Idempotent."""
+        with self._lock:
             if self._closed:
                 return
+            for user in list(self._lane.attached):  # their graphs hold our buffers' addresses
+                user.close()  # re-enters our session: still open here
             self._closed = True
-            with self.cuda.activate():
-                self.runner.close()
-                self.buffers.free()
-                self.stream.close()
-                # Drop every reference to the TensorRT objects while their context is current.
-                del self.runner, self.buffers, self.context, self.engine
-            self._loaded.lane_closed()
-            if self._owns:
-                self._loaded.close()
+            self._finalizer()
 
     def __enter__(self) -> TensorRTBackend:
         return self

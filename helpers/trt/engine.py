@@ -1,10 +1,9 @@
-"""One deserialised engine that many execution contexts share: the unit parallel lanes stand on.
+"""A deserialised engine in its CUDA context, shared by every backend (lane) made on it.
 
-TensorRT allows many `IExecutionContext`s per engine, each on its own stream, so one engine
-(its weights deserialised once) can serve several frames at once. A `LoadedEngine` holds the
-runtime, the engine, its I/O specs and the device's primary CUDA context; every lane (a
-`TensorRTBackend` made on it) opens an execution context and a stream in that context. The
-engine is destroyed last: `close()` waits for the last lane to close.
+Deserialising is the slow, memory-hungry step; TensorRT lets one engine serve many execution
+contexts, "allowing the same engine to be used for the execution of multiple batches
+simultaneously" (NVIDIA's IExecutionContext docs), each with its own stream and buffers. So the
+engine is loaded once and each lane (a `TensorRTBackend`) makes only its execution context.
 """
 
 from __future__ import annotations
@@ -16,13 +15,14 @@ from typing import TYPE_CHECKING
 from helpers.errors import UserError
 from helpers.trt.build import DEFAULT_CACHE_DIR, BuildOptions, build_engine
 from helpers.trt.cache import describe_mismatch, plan_manifest
-from helpers.trt.runtime import current_target, load_tensorrt, log_book, logger
+from helpers.trt.runtime import EMULATOR, current_target, is_emulator, load_tensorrt, log_book, logger
 from helpers.trt.specs import specs_from_engine
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
-    from helpers.cuda.stream import Stream
+    from helpers.cuda.context import CudaContext
+    from helpers.trt.specs import TensorSpec
 
 
 def load_plan(
@@ -69,7 +69,7 @@ def deserialize(plan: bytes, source: Path, device: int) -> tuple[trt.Runtime, tr
 
 
 class LoadedEngine:
-    """Runtime + engine + specs + primary context; lanes borrow it, it closes after the last."""
+    """Runtime, engine and I/O specs, made in the device's primary context; closes last."""
 
     def __init__(
         self,
@@ -77,75 +77,55 @@ class LoadedEngine:
         options: BuildOptions | None = None,
         cache_dir: str | Path = DEFAULT_CACHE_DIR,
         progress: bool = True,
-    ):
+    ) -> None:
         from helpers.cuda.context import CudaContext, drop_frames
 
         options = options or BuildOptions()
         plan, plan_path = load_plan(Path(model), options, cache_dir, progress)
-        self.cuda = CudaContext.primary(options.device)
+        self.device = options.device
+        self.cuda: CudaContext = CudaContext.primary(options.device)
         try:
             with self.cuda.activate():
-                self._runtime, self.engine = deserialize(plan, plan_path, options.device)
-                self.specs = specs_from_engine(self.engine)
+                self.runtime, self.engine = deserialize(plan, plan_path, options.device)
+                self.specs: list[TensorSpec] = specs_from_engine(self.engine)
         except BaseException as exc:
             with self.cuda.activate():  # TensorRT objects held by the traceback go in their context
                 drop_frames(exc)
             self.cuda.release()
             raise
+        self.name = EMULATOR if is_emulator() else "tensorrt"
         self._lock = threading.Lock()
-        self._lanes = 0
-        self._closing = False
         self._closed = False
 
-    def open_lane(self) -> tuple[trt.IExecutionContext, Stream]:
-        """A new execution context and its own stream (call inside `cuda.activate()`)."""
-        from helpers.cuda.stream import Stream
-
-        with self._lock:
-            if self._closing:
-                raise UserError("this LoadedEngine was closed; load the engine again")
-            context = self.engine.create_execution_context()
-            if context is None:  # e.g. not enough device memory for its activations
-                raise UserError(
-                    "create_execution_context failed ("
-                    + log_book().last_error("TensorRT logged no error")
-                    + "); free GPU memory, use fewer lanes or build with a smaller --max profile"
-                )
-            stream = Stream(self.cuda)
-            self._lanes += 1
-            return context, stream
-
     @property
-    def lanes(self) -> int:
-        """Lanes open on this engine now."""
-        return self._lanes
+    def closed(self) -> bool:
+        return self._closed
 
-    def lane_closed(self) -> None:
-        """A lane freed its context and stream; the last one out finishes a pending `close()`."""
+    def create_execution_context(self) -> trt.IExecutionContext:
+        """A new execution context (call inside `cuda.activate()`); refused once closed."""
         with self._lock:
-            self._lanes -= 1
-            last = self._closing and self._lanes == 0
-        if last:
-            self._free()
+            if self._closed:
+                raise UserError("this engine was closed; load it again")
+            log_book().clear()
+            context = self.engine.create_execution_context()
+        if context is None:  # e.g. not enough device memory for its activations
+            raise UserError(
+                "create_execution_context failed ("
+                + log_book().last_error("TensorRT logged no error")
+                + "); free GPU memory, use fewer lanes, or build with a smaller --max profile"
+            )
+        return context
 
     def close(self) -> None:
-        """Destroy engine and runtime inside their context, now or when the last lane closes."""
-        with self._lock:
-            if self._closing:
-                return
-            self._closing = True
-            idle = self._lanes == 0
-        if idle:
-            self._free()
-
-    def _free(self) -> None:
+        """Free engine and runtime inside their context, then release it (idempotent). Close
+        every backend made on it first: their execution contexts need the engine."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        with self.cuda.activate():
-            del self.engine, self._runtime
-        self.cuda.release()
+            with self.cuda.activate():
+                del self.engine, self.runtime
+            self.cuda.release()
 
     def __enter__(self) -> LoadedEngine:
         return self

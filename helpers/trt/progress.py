@@ -52,19 +52,25 @@ class ProgressState:
         self.listener_error = ""  # the last listener failure, once one was dropped
 
     def subscribe(self, listener: Callable[[ProgressState], None]) -> None:
-        self._listeners.append(listener)
+        with self._lock:
+            self._listeners.append(listener)
 
     def _changed(self) -> None:
         """Tell each listener; one that raises (a closed widget, say) is dropped, never the build.
 
-        TensorRT's monitor trampoline turns any exception into a cancelled build.
+        TensorRT's monitor trampoline turns any exception into a cancelled build, and calls from
+        several builder threads: two may see the same listener fail, and only one removes it.
         """
-        for listener in list(self._listeners):
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
             try:
                 listener(self)
             except Exception as exc:
-                self._listeners.remove(listener)
-                self.listener_error = f"{type(exc).__name__}: {exc}"
+                with self._lock:
+                    if listener in self._listeners:
+                        self._listeners.remove(listener)
+                    self.listener_error = f"{type(exc).__name__}: {exc}"
 
     def phase_start(self, name: str, parent: str | None, steps: int) -> None:
         with self._lock:

@@ -87,27 +87,39 @@ def major_version(text: str) -> int:
 
 
 class LogBook:
-    """What TensorRT logged at WARNING or above, kept so a failed build can say why.
+    """What TensorRT logged at WARNING or above, kept so a failed call can say why.
 
-    TensorRT calls its logger from its own threads, hence the lock.
+    Per thread: `clear()` and `errors()` see what TensorRT logged on the calling thread since
+    its last `clear()`, so a worker never reads, or wipes, another worker's errors. Lines
+    TensorRT logs from threads of its own (a builder's helpers) are not any caller's: every
+    thread sees those that came after its `clear()`. The lock is for those threads.
     """
 
     def __init__(self, keep: int = 50, echo: TextIO | None = sys.stderr):
-        self._lines: deque[tuple[str, str]] = deque(maxlen=keep)
+        # (sequence number, logging thread's ident or None for TensorRT's own, severity, text)
+        self._lines: deque[tuple[int, int | None, str, str]] = deque(maxlen=keep)
+        self._count = 0
         self._lock = threading.Lock()
+        self._since = threading.local()  # each thread's sequence number at its clear()
         self._echo = echo
 
     def record(self, severity: str, message: str) -> None:
         if severity not in _KEPT:
             return
+        thread = threading.current_thread()
+        # A thread Python did not start (TensorRT's own) shows up as a dummy thread object.
+        ident = None if isinstance(thread, threading._DummyThread) else thread.ident
         with self._lock:
-            self._lines.append((severity, message))
+            self._count += 1
+            self._lines.append((self._count, ident, severity, message))
         if self._echo is not None:
             print(f"[TensorRT] {severity}: {message}", file=self._echo)
 
     def errors(self) -> list[str]:
+        """This thread's errors since its last `clear()` (and TensorRT's own threads')."""
+        me, since = threading.get_ident(), getattr(self._since, "n", 0)
         with self._lock:
-            return [m for s, m in self._lines if s != "WARNING"]
+            return [m for n, who, s, m in self._lines if n > since and who in (me, None) and s != "WARNING"]
 
     def last_error(self, default: str) -> str:
         """The last error line, for a one-line UserError; `default` when TensorRT said nothing."""
@@ -115,8 +127,9 @@ class LogBook:
         return errors[-1].strip().splitlines()[0] if errors else default
 
     def clear(self) -> None:
+        """Forget, for this thread only, what was logged so far."""
         with self._lock:
-            self._lines.clear()
+            self._since.n = self._count
 
 
 _BOOK = LogBook()

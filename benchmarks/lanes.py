@@ -30,7 +30,7 @@ from prepost import source_image
 from standin_engine import LABEL, Recording, StandInEngine, record
 
 from helpers.detector import Detector
-from helpers.lanes import Lane, LanePool
+from helpers.lanes import LanePool
 from helpers.lanes.report import HEADER, format_report, format_row
 from helpers.models import resolve
 
@@ -41,13 +41,10 @@ SOURCES = ("pageable", "pinned")
 def lane_pool(recording: Recording, lanes: int, busy_ms: float, graph: bool) -> LanePool:
     from helpers.gpu.stages import GpuStages
 
-    made = []
-    for _ in range(lanes):
-        engine = StandInEngine(recording, busy_ms)
-        stages = GpuStages(engine, graph=graph)
-        size = (recording.input_shape[3], recording.input_shape[2])
-        made.append(Lane(Detector(engine, size, stages=stages), [stages.close]))  # type: ignore[arg-type]
-    return LanePool(made)
+    size = (recording.input_shape[3], recording.input_shape[2])
+    stages = [GpuStages(StandInEngine(recording, busy_ms), graph=graph) for _ in range(lanes)]
+    detectors = [Detector(s.engine, size, stages=s) for s in stages]  # type: ignore[arg-type]
+    return LanePool(detectors, stages)
 
 
 def measure(pool: LanePool, frame: np.ndarray, source: str, frames: int, faces: int) -> float:
@@ -55,10 +52,10 @@ def measure(pool: LanePool, frame: np.ndarray, source: str, frames: int, faces: 
     must give the recording's `faces` faces."""
     if source == "pinned":  # each lane's own page-locked staging buffer, filled once
         buffers = {}
-        for lane in pool.lanes:
-            buffer = lane.detector.stages.frame_buffer(frame.shape)  # type: ignore[union-attr]
+        for detector in pool.lanes:
+            buffer = detector.stages.frame_buffer(frame.shape)  # type: ignore[union-attr]
             buffer[...] = frame
-            buffers[id(lane.detector)] = buffer
+            buffers[id(detector)] = buffer
         pick = lambda detector, i: buffers[id(detector)]  # noqa: E731
     else:  # a few distinct ordinary arrays, as decoded frames are
         copies = [frame.copy() for _ in range(4)]
@@ -67,9 +64,9 @@ def measure(pool: LanePool, frame: np.ndarray, source: str, frames: int, faces: 
     def job(detector: Detector, i: int) -> int:
         return len(detector.run(pick(detector, i)).faces)
 
-    list(pool.imap(job, range(4 * pool.size)))  # warm-up: kernels compiled, graphs captured
+    pool.map(job, range(4 * len(pool)))  # warm-up: kernels compiled, graphs captured
     start = time.perf_counter()
-    found = list(pool.imap(job, range(frames)))
+    found = pool.map(job, range(frames))
     wall = time.perf_counter() - start
     if set(found) != {faces}:
         raise SystemExit(f"the lanes found {sorted(set(found))} faces, the recording {faces}")

@@ -98,8 +98,10 @@ class StandInEngine(HostEngine):
         self.outputs = self.backend.outputs
         self._kernel = cupy.RawKernel(_OCCUPY, "occupy")
         self.grid = (BLOCKS_PER_SM * cupy.cuda.Device().attributes["MultiProcessorCount"],)
-        self._recorded = {k: cupy.asarray(v) for k, v in recording.outputs.items()}
+        with self.stream:  # non-blocking: default-stream uploads would not be ordered with it
+            self._recorded = {k: cupy.asarray(v) for k, v in recording.outputs.items()}
         self.device_tensors(recording.input_shape)  # the buffers, made once
+        self.stream.synchronize()
 
     def device_tensors(self, input_shape: tuple[int, ...]) -> dict[str, DeviceTensor]:
         if tuple(input_shape) != self.recording.input_shape:

@@ -79,18 +79,36 @@ def test_the_kernel_lasts_e_and_two_engines_serialise(gpu, recording, busy_ms):
 @pytest.mark.parametrize("graph", [False, True])
 def test_gpu_stages_around_the_stand_in_find_the_recorded_faces(gpu, recording, graph):
     from helpers.gpu.stages import GpuStages
-    from helpers.lanes import Lane, LanePool
+    from helpers.lanes import LanePool
 
     frame, rec = recording
-    lanes = []
-    for _ in range(4):
-        engine = StandInEngine(rec, 0.5)
-        stages = GpuStages(engine, graph=graph)
-        lanes.append(Lane(Detector(engine, (640, 640), stages=stages), [stages.close]))  # type: ignore[arg-type]
-    with LanePool(lanes) as pool:
+    stages = [GpuStages(StandInEngine(rec, 0.5), graph=graph) for _ in range(4)]
+    detectors = [Detector(s.engine, (640, 640), stages=s) for s in stages]  # type: ignore[arg-type]
+    with LanePool(detectors, stages) as pool:
         one = pool.detect(frame)
         assert_close_faces(rec.faces, one)
-        many = pool.map([frame] * 64, workers=8)
+        many = pool.map(lambda detector, image: detector.detect(image), [frame] * 64)
         if graph:
-            assert all(lane.detector.stages._captured is not None for lane in pool.lanes)
+            assert all(s._captured is not None for s in stages)
     assert all(f.to_json() == one.to_json() for f in many)
+
+
+def test_the_benchmark_report_reads_as_a_labelled_table(tmp_path):
+    from helpers.lanes.report import format_report, load_report
+
+    assert load_report(tmp_path / "none.json") is None
+    row = {"frame": "1920x1080", "source": "pageable", "busy_ms": 0.5, "lanes": 2, "fps": 1000.0}
+    report = {
+        "engine": LABEL,
+        "frames_per_measurement": 60,
+        "model": "m.onnx",
+        "command": "python benchmarks/lanes.py",
+        "machine": {"gpu": "NVIDIA H200", "cupy": "13"},
+        "rows": [
+            {**row, "busy": 0.5, "ratio_to_1_lane": 1.0},
+            {**row, "lanes": 4, "busy": 0.95, "ratio_to_1_lane": 1.9},
+        ],
+    }
+    text = format_report(report)
+    assert "not TensorRT" in text and "NVIDIA H200" in text and "python benchmarks/lanes.py" in text
+    assert text.splitlines()[3].split() == ["1920x1080", "pageable", "0.5", "4", "1000.0", "0.95", "1.9"]

@@ -1,21 +1,23 @@
-"""Frames per second against parallel lanes, around a stand-in engine (NOT TensorRT) on the GPU.
+"""Frames per second against lanes, with the GPU stages around a stand-in engine (NOT TensorRT).
 
-Lanes 1, 2, 4, 8 (each its own stand-in engine, stream, buffers and GPU stages, borrowed from a
-helpers.lanes.LanePool by as many worker threads), at 640x480 and 1920x1080, frames from
-ordinary pageable numpy arrays and from each lane's pinned `GpuStages.frame_buffer`, with an
-engine time E of 0.5 and 2 ms; all side by side in one run. The engine is
-benchmarks/standin_engine.py: a kernel occupying the whole GPU for E, so lanes' engines
-serialise as TensorRT's would, then recorded SCRFD outputs. Busy fraction = frames x E / wall
-time: how much of the time the engine was running. Run on the GPU machine, from the repo root:
+Each lane: its own stand-in engine of fixed duration E (benchmarks/standin_engine.py: one
+kernel that fills every SM for E, then recorded SCRFD outputs), non-blocking stream, GPU stages
+and Detector; one thread per lane detects frames as fast as it can. Lanes' engines take turns on
+the GPU as real engines would, so the engine's busy fraction (frames x E / wall time) says how
+well lanes hide one frame's upload, host copy and post-processing behind another's engine time.
+Frames come from ordinary (pageable) numpy arrays or from the stages' pinned frame buffers.
+Run on the GPU machine, from the repository root:
 
-    python benchmarks/lanes.py --json reports/lanes/lanes.json | tee reports/lanes/lanes.txt
+    python benchmarks/lanes.py --json reports/lanes/lanes.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,108 +27,136 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gpu_prepost import gpu_machine
-from prepost import source_image
-from standin_engine import LABEL, Recording, StandInEngine, record
+from standin_engine import LABEL, recorded_engine
 
+from helpers.atomic import write_text
 from helpers.detector import Detector
-from helpers.lanes import LanePool
-from helpers.lanes.report import HEADER, format_report, format_row
+from helpers.gpu.stages import GpuStages
 from helpers.models import resolve
+from helpers.samples import sample_path
 
 FRAMES = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
-SOURCES = ("pageable", "pinned")
 
 
-def lane_pool(recording: Recording, lanes: int, busy_ms: float, graph: bool) -> LanePool:
-    from helpers.gpu.stages import GpuStages
+def make_lanes(model: Path, photo: np.ndarray, n: int, engine_ms: float) -> list[tuple[Detector, GpuStages]]:
+    lanes = []
+    for _ in range(n):
+        engine = recorded_engine(model, photo, (640, 640), engine_ms)
+        stages = GpuStages(engine)
+        lanes.append((Detector(engine, stages=stages), stages))
+    return lanes
 
-    size = (recording.input_shape[3], recording.input_shape[2])
-    stages = [GpuStages(StandInEngine(recording, busy_ms), graph=graph) for _ in range(lanes)]
-    detectors = [Detector(s.engine, size, stages=s) for s in stages]  # type: ignore[arg-type]
-    return LanePool(detectors, stages)
 
+def throughput(
+    lanes: list[tuple[Detector, GpuStages]], frame: np.ndarray, pinned: bool, seconds: float
+) -> dict:
+    """Frames/s of all lanes together, each lane one thread, for about `seconds`."""
+    sources = []
+    for _, stages in lanes:
+        if pinned:
+            buffer = stages.frame_buffer(frame.shape)
+            np.copyto(buffer, frame)
+            sources.append(buffer)
+        else:
+            sources.append(frame.copy())
+    for (detector, _), source in zip(lanes, sources, strict=True):  # warm up: kernels, buffers
+        for _ in range(5):
+            detector.detect(source)
+    counts = [0] * len(lanes)
+    start = threading.Barrier(len(lanes) + 1)
+    deadline = [0.0]
 
-def measure(pool: LanePool, frame: np.ndarray, source: str, frames: int, faces: int) -> float:
-    """Wall seconds for `frames` frames through the pool on one thread per lane; every frame
-    must give the recording's `faces` faces."""
-    if source == "pinned":  # each lane's own page-locked staging buffer, filled once
-        buffers = {}
-        for detector in pool.lanes:
-            buffer = detector.stages.frame_buffer(frame.shape)  # type: ignore[union-attr]
-            buffer[...] = frame
-            buffers[id(detector)] = buffer
-        pick = lambda detector, i: buffers[id(detector)]  # noqa: E731
-    else:  # a few distinct ordinary arrays, as decoded frames are
-        copies = [frame.copy() for _ in range(4)]
-        pick = lambda detector, i: copies[i % len(copies)]  # noqa: E731
+    def work(i: int) -> None:
+        detector, source = lanes[i][0], sources[i]
+        start.wait()
+        while time.perf_counter() < deadline[0]:
+            detector.detect(source)
+            counts[i] += 1
 
-    def job(detector: Detector, i: int) -> int:
-        return len(detector.run(pick(detector, i)).faces)
-
-    pool.map(job, range(4 * len(pool)))  # warm-up: kernels compiled, graphs captured
-    start = time.perf_counter()
-    found = pool.map(job, range(frames))
-    wall = time.perf_counter() - start
-    if set(found) != {faces}:
-        raise SystemExit(f"the lanes found {sorted(set(found))} faces, the recording {faces}")
-    return wall
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(lanes))]
+    for t in threads:
+        t.start()
+    t0 = time.perf_counter()
+    deadline[0] = t0 + seconds
+    start.wait()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {"frames": sum(counts), "wall_s": wall, "fps": sum(counts) / wall}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="ONNX model whose outputs are recorded (default: the model folder's)")
+    parser.add_argument("--model", help="an SCRFD .onnx (default: the model folder's default)")
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--busy-ms", type=float, nargs="+", default=[0.5, 2.0], help="engine time E")
-    parser.add_argument("--frames", type=int, default=400, help="frames per measurement")
-    parser.add_argument("--quick", action="store_true", help="60 frames per measurement: a smoke run")
-    parser.add_argument("--graph", action="store_true", help="replay letterbox+engine+decode as CUDA graphs")
-    parser.add_argument("--json", help="also write the report here (atomically)")
+    parser.add_argument("--engine-ms", type=float, nargs="+", default=[0.5, 2.0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="per case (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="0.3 s per case, lanes 1 2 4")
+    parser.add_argument("--json", help="also write the results here (atomically)")
     args = parser.parse_args()
-    frames = 60 if args.quick else args.frames
+    if args.quick:
+        args.seconds, args.lanes = 0.3, [1, 2, 4]
+    import cupy
+
     model = resolve(args.model)
-    photo = source_image()
-    rows, found = [], {}
-    print(f"{LABEL}; GPU stages{' with CUDA graphs' if args.graph else ''}; {frames} frames each")
-    print(HEADER)
-    for label, (w, h) in FRAMES.items():
-        frame = cv2.resize(photo, (w, h))
-        recording = record(model, frame)
-        found[label] = len(recording.faces)
-        for busy_ms in args.busy_ms:
-            for source in SOURCES:
+    photo = cv2.imread(str(sample_path("crowd48.png")))
+    props = cupy.cuda.runtime.getDeviceProperties(0)
+    gpu = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    print(f"{LABEL}\nGPU {gpu}, host {platform.processor() or platform.machine()}, model {model.name}")
+    check = make_lanes(model, photo, 1, 0.5)[0][0]
+    want = len(Detector(recorded_engine(model, photo, (640, 640), 0.5)).detect(photo))
+    got = len(check.detect(photo))
+    print(
+        f"check: the stand-in's recorded outputs give {got} faces through the GPU stages, {want} on the CPU"
+    )
+    rows = []
+    for engine_ms in args.engine_ms:
+        pools = {n: make_lanes(model, photo, n, engine_ms) for n in args.lanes}
+        measured = _engine_ms(pools[args.lanes[0]][0][0].backend)
+        for label, (w, h) in FRAMES.items():
+            frame = cv2.resize(photo, (w, h))
+            for pinned in (False, True):
                 base = None
-                for lanes in args.lanes:
-                    with lane_pool(recording, lanes, busy_ms, args.graph) as pool:
-                        wall = measure(pool, frame, source, frames, len(recording.faces))
-                    fps = frames / wall
-                    base = base or fps
+                for n in args.lanes:
+                    r = throughput(pools[n], frame, pinned, args.seconds)
+                    busy = r["frames"] * engine_ms / 1e3 / r["wall_s"]
+                    base = base or r["fps"]
                     row = {
+                        "engine_ms": engine_ms,
+                        "engine_ms_measured": measured,
                         "frame": label,
-                        "source": source,
-                        "busy_ms": busy_ms,
-                        "lanes": lanes,
-                        "fps": round(fps, 1),
-                        "busy": round(frames * busy_ms / 1e3 / wall, 3),
-                        "ratio_to_1_lane": round(fps / base, 2),
+                        "source": "pinned" if pinned else "pageable",
+                        "lanes": n,
+                        "fps": round(r["fps"], 1),
+                        "busy": round(busy, 3),
+                        "vs_1_lane": round(r["fps"] / base, 2),
                     }
                     rows.append(row)
-                    print(format_row(row), flush=True)
-    report = {
-        "engine": LABEL,
-        "machine": gpu_machine(),
-        "command": "python " + " ".join(sys.argv),
-        "model": model.name,
-        "frames_per_measurement": frames,
-        "graph": args.graph,
-        "faces_per_frame": found,
-        "rows": rows,
-    }
-    print(format_report(report).splitlines()[-1])
+                    print(
+                        f"E {engine_ms:>3} ms  {label:>9}  {row['source']:>8}  lanes {n}: "
+                        f"{row['fps']:8.1f} fps  busy {row['busy']:.2f}  x{row['vs_1_lane']:.2f} of 1 lane"
+                    )
     if args.json:
-        from helpers.atomic import write_text
-
+        report = {
+            "label": LABEL,
+            "gpu": gpu,
+            "model": model.name,
+            "command": " ".join(sys.argv),
+            "rows": rows,
+        }
         write_text(args.json, json.dumps(report, indent=2) + "\n")
+
+
+def _engine_ms(engine) -> float:
+    """The stand-in's real duration, by CUDA events around one enqueue."""
+    import cupy
+
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record(engine.stream)
+    engine.enqueue()
+    end.record(engine.stream)
+    end.synchronize()
+    return round(cupy.cuda.get_elapsed_time(start, end), 3)
 
 
 if __name__ == "__main__":

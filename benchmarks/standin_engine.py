@@ -1,30 +1,27 @@
-"""A stand-in engine for GPU benchmarks: NOT TensorRT. A CUDA kernel keeps the whole GPU busy for
-a fixed time E, then recorded SCRFD outputs are copied into the output buffers.
+"""A stand-in engine of known duration for throughput benchmarks: NOT TensorRT.
 
-trtemu cannot time an engine, so throughput benchmarks need something that occupies the GPU as a
-real engine does: `enqueue()` launches `occupy` with 2 blocks x 1024 threads on every SM (every
-thread slot of the GPU), each spinning on `%globaltimer` until E has passed, so two lanes'
-engines cannot overlap on the GPU, as two TensorRT engines that fill it would not. The outputs
-come from one real ONNX Runtime run of the model on a real photo (`record`, done once at set-up),
-so the GPU stages decode real faces around it. Label anything measured with it with `LABEL`.
+trtemu cannot time an engine (it computes on the CPU), so throughput figures use this instead:
+a `DeviceEngine` whose `enqueue()` launches one kernel that fills every SM (2 blocks of 1024
+threads per SM) and spins on the GPU's nanosecond timer for a fixed time E, then copies SCRFD
+outputs recorded once from ONNX Runtime into the output buffers, all on the engine's stream.
+Lanes' engines therefore take turns on the GPU as a real engine's would, and the GPU stages
+around it decode real SCRFD outputs. Label every figure made with it "stand-in engine, not
+TensorRT".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import numpy as np
 
-from helpers.backend import DeviceTensor, TensorInfo
-from helpers.detections import Faces
+from helpers.backend import Closeable, DeviceTensor, TensorInfo
 from helpers.errors import UserError
-from helpers.gpu.host_engine import HostEngine
 
-LABEL = "stand-in engine (CUDA kernel busy for E ms + recorded SCRFD outputs), not TensorRT"
-
-_OCCUPY = r"""
-extern "C" __global__ void occupy(unsigned long long ns) {
+SPIN = r"""
+extern "C" __global__ void spin(unsigned long long ns) {
     unsigned long long start, now;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
     do {
@@ -32,96 +29,81 @@ extern "C" __global__ void occupy(unsigned long long ns) {
     } while (now - start < ns);
 }
 """
-BLOCKS_PER_SM, THREADS = 2, 1024  # 2048 resident threads per SM: the whole SM on sm_80/sm_90
+LABEL = "stand-in engine (fixed-time CUDA kernel + recorded SCRFD outputs), not TensorRT"
 
 
-@dataclass(frozen=True)
-class Recording:
-    """One ONNX Runtime run: the engine input it took and the outputs and faces it gave."""
+class StandinEngine:
+    """`DeviceEngine` (and, for `Detector`'s layout probe, `Backend`) of fixed duration `engine_ms`."""
 
-    input_name: str
-    input_shape: tuple[int, ...]
-    outputs: dict[str, np.ndarray]
-    faces: Faces  # the CPU detector's faces on the frame, in its pixels
+    name = "stand-in engine, not TensorRT"
 
+    def __init__(self, inputs: list[TensorInfo], recorded: dict[str, np.ndarray], engine_ms: float) -> None:
+        import cupy
 
-def record(model: str | Path, frame: np.ndarray, size: tuple[int, int] = (640, 640)) -> Recording:
-    """Run the model once on `frame` (ONNX Runtime, CPU) at input `size` and keep what it gave."""
-    from helpers.detector import Detector
-    from helpers.ort_backend import OnnxRuntimeBackend
-
-    detector = Detector(OnnxRuntimeBackend(model, ["CPUExecutionProvider"]), size)
-    run = detector.run(frame)
-    name = detector.input_name
-    shape = (1, 3, run.letterbox.height, run.letterbox.width)
-    return Recording(name, shape, {k: np.ascontiguousarray(v) for k, v in run.outputs.items()}, run.faces)
-
-
-class Replay:
-    """A `Backend` that gives the recorded outputs whatever its input."""
-
-    name = "stand-in (not TensorRT)"
-
-    def __init__(self, recording: Recording) -> None:
-        self.recording = recording
+        self.engine_ms = engine_ms
+        self._inputs = inputs
+        self._recorded_host = recorded
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self._lock = threading.RLock()
+        name = inputs[0].name
+        self.input_shape = tuple(int(d) for d in inputs[0].shape)
+        with self.stream:
+            self._arrays = {name: cupy.zeros(self.input_shape, np.float32)}
+            self._arrays.update({k: cupy.empty(v.shape, v.dtype) for k, v in recorded.items()})
+            self._recorded = {k: cupy.asarray(v) for k, v in recorded.items()}
+        self.stream.synchronize()
+        self._spin = cupy.RawKernel(SPIN, "spin")
+        sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
+        self._grid = (2 * sms,)
 
     @property
     def inputs(self) -> list[TensorInfo]:
-        r = self.recording
-        return [TensorInfo(r.input_name, r.input_shape, "float32")]
+        return self._inputs
 
     @property
     def outputs(self) -> list[TensorInfo]:
-        return [TensorInfo(k, v.shape, str(v.dtype)) for k, v in self.recording.outputs.items()]
+        return [TensorInfo(k, tuple(v.shape), str(v.dtype)) for k, v in self._recorded_host.items()]
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {k: v.copy() for k, v in self.recording.outputs.items()}
+        """The recorded outputs (what `Detector` probes the layout with)."""
+        return {k: v.copy() for k, v in self._recorded_host.items()}
 
+    @property
+    def stream_handle(self) -> int:
+        return int(self.stream.ptr)
 
-class StandInEngine(HostEngine):
-    """`DeviceEngine` (helpers.backend) that is not TensorRT: busy E ms on the whole GPU, then
-    the recorded outputs. One per lane (own non-blocking stream and buffers), in the primary
-    context that CuPy uses; `run` (the recorded outputs) lets a `Detector` sniff the layout."""
+    def activate(self) -> AbstractContextManager[Any]:
+        return nullcontext()  # CuPy's primary context, current through the runtime
 
-    label = LABEL
-    name = Replay.name
+    def session(self) -> AbstractContextManager[Any]:
+        return self._lock
 
-    def __init__(self, recording: Recording, busy_ms: float) -> None:
-        import cupy
-
-        if busy_ms < 0:
-            raise UserError(f"busy time {busy_ms} ms is negative; use e.g. 0.5 or 2")
-        super().__init__(Replay(recording), recompute=False)
-        self.recording = recording
-        self.busy_ms = busy_ms
-        self.run = self.backend.run
-        self.outputs = self.backend.outputs
-        self._kernel = cupy.RawKernel(_OCCUPY, "occupy")
-        self.grid = (BLOCKS_PER_SM * cupy.cuda.Device().attributes["MultiProcessorCount"],)
-        with self.stream:  # non-blocking: default-stream uploads would not be ordered with it
-            self._recorded = {k: cupy.asarray(v) for k, v in recording.outputs.items()}
-        self.device_tensors(recording.input_shape)  # the buffers, made once
-        self.stream.synchronize()
+    def attach(self, user: Closeable) -> None:
+        """Nothing closes under the stages: CuPy frees these arrays."""
 
     def device_tensors(self, input_shape: tuple[int, ...]) -> dict[str, DeviceTensor]:
-        if tuple(input_shape) != self.recording.input_shape:
-            raise UserError(
-                f"the stand-in engine replays outputs recorded at {self.recording.input_shape}, "
-                f"not {tuple(input_shape)}; record at that input size"
-            )
-        return super().device_tensors(input_shape)
+        if tuple(input_shape) != self.input_shape:
+            raise UserError(f"the stand-in engine was recorded at {self.input_shape}, not {input_shape}")
+        return {k: DeviceTensor(int(a.data.ptr), tuple(a.shape), a.dtype) for k, a in self._arrays.items()}
 
     def enqueue(self) -> None:
-        """The busy kernel, then the recorded outputs copied in, on the stream: no host wait,
-        capturable in a CUDA graph."""
         import cupy
 
-        self._kernel(self.grid, (THREADS,), (np.uint64(round(self.busy_ms * 1e6)),), stream=self.stream)
-        for name, recorded in self._recorded.items():
-            cupy.cuda.runtime.memcpyAsync(
-                self._arrays[name].data.ptr,
-                recorded.data.ptr,
-                recorded.nbytes,
-                cupy.cuda.runtime.memcpyDeviceToDevice,
-                self.stream.ptr,
-            )
+        with self.stream:
+            self._spin(self._grid, (1024,), (np.uint64(int(self.engine_ms * 1e6)),))
+        rt = cupy.cuda.runtime
+        for k, src in self._recorded.items():
+            dst = self._arrays[k]
+            rt.memcpyAsync(dst.data.ptr, src.data.ptr, src.nbytes, rt.memcpyDeviceToDevice, self.stream.ptr)
+
+
+def recorded_engine(model: Any, image: np.ndarray, size: tuple[int, int], engine_ms: float) -> StandinEngine:
+    """A stand-in whose outputs are ONNX Runtime's for `image` letterboxed to `size`."""
+    from helpers.letterbox import Preprocessor
+    from helpers.ort_backend import OnnxRuntimeBackend
+
+    backend = OnnxRuntimeBackend(model, providers=["CPUExecutionProvider"])
+    blob, _ = Preprocessor()(image, size)
+    name = backend.inputs[0].name
+    outputs = backend.run({name: blob})
+    return StandinEngine([TensorInfo(name, tuple(blob.shape), "float32")], outputs, engine_ms)

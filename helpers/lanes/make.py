@@ -37,6 +37,7 @@ def tensorrt_lanes(
     gpu_stages: bool = False,
     options: Any = None,
     cache_dir: str | Path | None = None,
+    progress: bool = True,
     **detector: Any,
 ) -> LanePool:
     """`lanes` detectors on one TensorRT engine, deserialised once: each lane its own execution
@@ -47,7 +48,7 @@ def tensorrt_lanes(
     from helpers.trt.engine import LoadedEngine
 
     check_lanes(lanes)
-    engine = LoadedEngine(model, options, cache_dir or DEFAULT_CACHE_DIR)
+    engine = LoadedEngine(model, options, cache_dir or DEFAULT_CACHE_DIR, progress)
     made: list[Closeable] = [engine]  # closed in reverse: stages, backends, the engine last
     try:
         detectors = []

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 REPORT = Path(__file__).resolve().parents[2] / "reports" / "lanes" / "lanes.json"
-HEADER = f"{'frame':>9} {'source':>8} {'E ms':>5} {'lanes':>5} {'fps':>8} {'busy':>6} {'x 1 lane':>8}"
+COLUMNS = ("E ms", "frame", "source", "lanes", "fps", "busy", "x 1 lane")
 
 
 def load_report(path: Path = REPORT) -> dict[str, Any] | None:
@@ -22,20 +22,14 @@ def load_report(path: Path = REPORT) -> dict[str, Any] | None:
         return None
 
 
-def format_row(row: dict[str, Any]) -> str:
-    return (
-        f"{row['frame']:>9} {row['source']:>8} {row['busy_ms']:>5} {row['lanes']:>5} {row['fps']:>8} "
-        f"{row['busy']:>6} {row['ratio_to_1_lane']:>8}"
-    )
-
-
 def format_report(report: dict[str, Any]) -> str:
-    """The table, the engine's label and the machine and command it came from."""
-    machine = report["machine"]
-    lines = [f"{report['engine']}; {report['frames_per_measurement']} frames each", HEADER]
-    lines += [format_row(r) for r in report["rows"]]
+    """fps, engine busy fraction and ratio to one lane per case, under the engine's label and
+    over the machine and command they came from."""
+    keys = ("engine_ms", "frame", "source", "lanes", "fps", "busy", "vs_1_lane")
+    lines = [report["label"], "".join(f"{c:>10}" for c in COLUMNS)]
+    lines += ["".join(f"{row[k]:>10}" for k in keys) for row in report["rows"]]
     lines.append(
-        f"(busy = frames x E / wall time; model {report['model']}; {machine['gpu']}, CuPy {machine['cupy']}; "
+        f"(busy = frames x E / wall time; {report['gpu']}, model {report['model']}; "
         f"made by: {report['command']})"
     )
     return "\n".join(lines)

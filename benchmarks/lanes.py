@@ -92,8 +92,13 @@ def main() -> None:
     parser.add_argument("--engine-ms", type=float, nargs="+", default=[0.5, 2.0])
     parser.add_argument("--seconds", type=float, default=1.0, help="per case (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="0.3 s per case, lanes 1 2 4")
+    parser.add_argument(
+        "--switch-interval", type=float, help="sys.setswitchinterval (s): how often threads take the GIL"
+    )
     parser.add_argument("--json", help="also write the results here (atomically)")
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     if args.quick:
         args.seconds, args.lanes = 0.3, [1, 2, 4]
     import cupy
@@ -103,6 +108,9 @@ def main() -> None:
     props = cupy.cuda.runtime.getDeviceProperties(0)
     gpu = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
     print(f"{LABEL}\nGPU {gpu}, host {platform.processor() or platform.machine()}, model {model.name}")
+    print(
+        f"busy = frames x the engine's measured duration / wall time; GIL switch {sys.getswitchinterval()} s"
+    )
     check = make_lanes(model, photo, 1, 0.5)[0][0]
     want = len(Detector(recorded_engine(model, photo, (640, 640), 0.5)).detect(photo))
     got = len(check.detect(photo))
@@ -116,10 +124,17 @@ def main() -> None:
         for label, (w, h) in FRAMES.items():
             frame = cv2.resize(photo, (w, h))
             for pinned in (False, True):
+                host = _host_ms(
+                    pools[args.lanes[0]][0][0], frame if not pinned else None, pools[args.lanes[0]][0][1]
+                )
+                print(
+                    f"E {engine_ms} ms {label} {'pinned' if pinned else 'pageable'}: one lane's host ms "
+                    f"{host}"
+                )
                 base = None
                 for n in args.lanes:
                     r = throughput(pools[n], frame, pinned, args.seconds)
-                    busy = r["frames"] * engine_ms / 1e3 / r["wall_s"]
+                    busy = r["frames"] * measured / 1e3 / r["wall_s"]
                     base = base or r["fps"]
                     row = {
                         "engine_ms": engine_ms,
@@ -145,6 +160,17 @@ def main() -> None:
             "rows": rows,
         }
         write_text(args.json, json.dumps(report, indent=2) + "\n")
+
+
+def _host_ms(detector: Detector, frame: np.ndarray | None, stages: GpuStages) -> dict[str, float]:
+    """Median host ms per step of one lane's frame (pre: stage + enqueue, wait, post: collect + NMS)."""
+    source = frame if frame is not None else stages.frame_buffer(stages.letterbox.staging.shape)
+    steps: dict[str, list[float]] = {"pre": [], "wait": [], "post": []}
+    for _ in range(50):
+        t = detector.run(source).timings
+        for name, ms in zip(steps, (t.preprocess, t.inference, t.postprocess), strict=True):
+            steps[name].append(ms)
+    return {name: round(float(np.median(v)), 3) for name, v in steps.items()}
 
 
 def _engine_ms(engine) -> float:

@@ -150,7 +150,7 @@ class Detector:
     def _prep(self) -> Preprocessor:
         """This thread's preprocessor: threads sharing the detector never share scratch buffers.
 
-        The look-up costs about 0.1 us a frame (`benchmarks/sharing.py`); a shared one made
+        The look-up costs about 0.3 us a frame (`benchmarks/sharing.py`, 2-core dev machine); a shared one made
         threads read each other's half-written blobs (10-39 % of faces wrong).
         """
         try:

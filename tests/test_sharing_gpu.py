@@ -87,12 +87,19 @@ for method, on_gpu in SETUPS:
         "faces": [len(w[1]) for w in want], "threads": threads_ok, "graph": graph,
         "lanes": all(lanes_ok), "lane_graphs": lane_graphs, "deserialised": len(deserialised) - before,
     }
-print(json.dumps({"report": report, "before": before_all, "after": stack()}))
+_, device = drv.cuDeviceGet(0)
+_, primary = drv.cuDevicePrimaryCtxRetain(device)
+drv.cuDevicePrimaryCtxRelease(device)
+primary = bindings.native(primary)
+print(json.dumps({"report": report, "before": before_all, "after": stack(), "primary": primary}))
 """,
         model,
         tmp_path,
     )
-    assert out["after"] == out["before"] and len(out["before"]) == (setup != "none")
+    # The caller's stack is as it was; with none, CuPy's runtime calls may leave the primary
+    # context current (the CUDA runtime does that on first use, as torch does), nothing else.
+    assert len(out["before"]) == (setup != "none")
+    assert out["after"] == out["before"] or (setup == "none" and out["after"] == [out["primary"]])
     for name, r in out["report"].items():
         assert sum(r["faces"]) > 0, name
         assert r["threads"] == [True] * 8, name

@@ -3,10 +3,12 @@
 On a GPU (marker `gpu`, skipped by name without CuPy and a GPU): the busy kernel lasts E, two
 engines on two streams take turns (the kernel fills the GPU), and the GPU stages around the
 stand-in find the CPU detector's faces, also from 8 threads over 4 lanes. On the CPU: the
-recorded report reads as a labelled table, and its absence is said.
+recorded report reads as a labelled table, and its absence is one line.
 """
 
 from __future__ import annotations
+
+import json
 
 import cv2
 import numpy as np
@@ -84,11 +86,12 @@ def test_gpu_stages_around_the_stand_in_find_the_cpu_faces(gpu, default_model, f
     assert all(f.to_json() == one.to_json() for f in many)
 
 
-def test_the_benchmark_report_reads_as_a_labelled_table(tmp_path):
-    from helpers.lanes.report import format_report, load_report
+def test_the_recorded_report_reads_as_a_labelled_table(tmp_path):
+    from helpers.lanes.report import recorded_lanes
 
-    assert load_report(tmp_path / "none.json") is None
-    row = {"engine_ms": 0.5, "frame": "1920x1080", "source": "pageable", "fps": 1000.0}
+    missing = recorded_lanes(tmp_path / "lanes.json")
+    assert missing.startswith("not recorded yet") and "\n" not in missing
+    row = {"engine_ms": 0.5, "frame": "1920x1080", "source": "pageable", "fps": 1000.4}
     report = {
         "label": LABEL,
         "gpu": "NVIDIA H200",
@@ -99,6 +102,8 @@ def test_the_benchmark_report_reads_as_a_labelled_table(tmp_path):
             {**row, "lanes": 4, "busy": 0.95, "vs_1_lane": 1.9},
         ],
     }
-    lines = format_report(report).splitlines()
-    assert "not TensorRT" in lines[0] and "NVIDIA H200" in lines[-1] and "benchmarks/lanes.py" in lines[-1]
-    assert lines[3].split() == ["0.5", "1920x1080", "pageable", "4", "1000.0", "0.95", "1.9"]
+    (tmp_path / "lanes.json").write_text(json.dumps(report))
+    text = recorded_lanes(tmp_path / "lanes.json")
+    assert "NVIDIA H200" in text and "not TensorRT" in text and "benchmarks/lanes.py" in text
+    cells = [c.strip() for c in text.splitlines()[-1].strip("|").split("|")]
+    assert cells == ["0.5", "1920x1080", "pageable", "4", "1000", "0.95", "1.9"]

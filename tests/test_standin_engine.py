@@ -52,9 +52,10 @@ def _busy_ms(engines: list[StandinEngine]) -> float:
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("kernels", [1, 20])
 @pytest.mark.parametrize("engine_ms", [0.5, 2.0])
-def test_the_kernel_lasts_e_and_two_engines_take_turns(gpu, default_model, frame, engine_ms):
-    engines = [recorded_engine(default_model, frame, (640, 640), engine_ms) for _ in range(2)]
+def test_the_kernel_lasts_e_and_two_engines_take_turns(gpu, default_model, frame, engine_ms, kernels):
+    engines = [recorded_engine(default_model, frame, (640, 640), engine_ms, kernels) for _ in range(2)]
     _busy_ms(engines[:1])  # compile and warm up
     one = float(np.median([_busy_ms(engines[:1]) for _ in range(5)]))
     two = float(np.median([_busy_ms(engines) for _ in range(5)]))

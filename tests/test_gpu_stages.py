@@ -124,6 +124,28 @@ def test_gpu_stages_find_the_cpu_faces(cuda, model_path, name):
         np.testing.assert_array_equal(getattr(gpu.candidates, field), getattr(want, field))
 
 
+def test_no_process_wide_warning_filters_per_frame(cuda, default_model, monkeypatch):
+    """`warnings.catch_warnings` swaps process-wide state and is not thread-safe: the stages make
+    their one CuPy stream up front, and a frame (from any thread) never enters it."""
+    import warnings
+
+    entered: list[int] = []
+
+    class Counting(warnings.catch_warnings):
+        def __enter__(self):
+            entered.append(1)
+            return super().__enter__()
+
+    backend, _, stages = stand_in(default_model)
+    detector = Detector(backend, stages=stages)
+    image = load(SAMPLES[0])
+    detector.run(image)
+    monkeypatch.setattr(warnings, "catch_warnings", Counting)
+    for _ in range(3):
+        detector.run(image)
+    assert entered == []
+
+
 @pytest.mark.parametrize(
     ("strides", "anchors", "landmarks", "rank"),
     [

@@ -150,8 +150,8 @@ class Detector:
     def _prep(self) -> Preprocessor:
         """This thread's preprocessor: threads sharing the detector never share scratch buffers.
 
-        The look-up costs about 0.3 us a frame (`benchmarks/sharing.py`, 2-core dev machine); a shared one made
-        threads read each other's half-written blobs (10-39 % of faces wrong).
+        The look-up costs 0.2 us a frame more than an attribute (`benchmarks/sharing.py`, 2-core
+        CPU); a shared one made threads read each other's half-written blobs (10-39 % of faces wrong).
         """
         try:
             return self._local.prep

@@ -463,3 +463,15 @@ def test_drop_frames_frees_what_a_failed_call_held() -> None:
         gc.collect()
         assert refs[0]() is None
         assert "parse failed" in str(exc.__cause__)
+
+
+def test_engine_streams_are_made_non_blocking(monkeypatch):
+    """A blocking stream that captures a CUDA graph makes the legacy default stream unusable for
+    every other thread (cudaErrorStreamCaptureImplicit): engine streams are non-blocking."""
+    from helpers.cuda import stream
+
+    flags: list[int] = []
+    driver = types.SimpleNamespace(Stream=lambda flags_=0, **kw: flags.append(kw.get("flags", flags_)))
+    monkeypatch.setattr(stream, "pycuda_driver", lambda: driver)
+    stream.Stream()
+    assert flags == [1]  # CU_STREAM_NON_BLOCKING

@@ -11,6 +11,8 @@ decode must replay from a CUDA graph.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import cuda_on_cpu
 import numpy as np
 import pytest
@@ -124,6 +126,28 @@ def test_gpu_stages_find_the_cpu_faces(cuda, model_path, name):
         np.testing.assert_array_equal(getattr(gpu.candidates, field), getattr(want, field))
 
 
+def test_no_process_wide_warning_filters_per_frame(cuda, default_model, monkeypatch):
+    """`warnings.catch_warnings` swaps process-wide state and is not thread-safe: the stages make
+    their one CuPy stream up front, and a frame (from any thread) never enters it."""
+    import warnings
+
+    entered: list[int] = []
+
+    class Counting(warnings.catch_warnings):
+        def __enter__(self):
+            entered.append(1)
+            return super().__enter__()
+
+    backend, _, stages = stand_in(default_model)
+    detector = Detector(backend, stages=stages)
+    image = load(SAMPLES[0])
+    detector.run(image)
+    monkeypatch.setattr(warnings, "catch_warnings", Counting)
+    for _ in range(3):
+        detector.run(image)
+    assert entered == []
+
+
 @pytest.mark.parametrize(
     ("strides", "anchors", "landmarks", "rank"),
     [
@@ -192,6 +216,54 @@ def test_letterbox_and_decode_replay_from_a_cuda_graph(cuda, default_model):
         np.testing.assert_array_equal(got.candidates.boxes, want.candidates.boxes)
     assert graphed._captured is not None
     graphed.close()
+
+
+def test_a_frame_drives_the_engine_only_inside_its_session(cuda, default_model):
+    """The stages share the engine's buffers: shapes, enqueue and the read-back all happen inside
+    one `session()` (the backend's run lock, closed check and context), or another thread's
+    frame or `close()` reallocates them under the kernels."""
+    backend, engine, stages = stand_in(default_model)
+    depth, seen = [0], []
+    session, device_tensors, enqueue = engine.session, engine.device_tensors, engine.enqueue
+
+    @contextmanager
+    def counted():
+        with session():
+            depth[0] += 1
+            try:
+                yield engine
+            finally:
+                depth[0] -= 1
+
+    def tracked(fn):
+        return lambda *a: seen.append(depth[0]) or fn(*a)
+
+    engine.session, engine.device_tensors, engine.enqueue = counted, tracked(device_tensors), tracked(enqueue)
+    Detector(backend, stages=stages).run(load(SAMPLES[0]))
+    assert seen and all(d == 1 for d in seen), seen
+
+
+def test_a_moved_frame_buffer_makes_the_graph_capture_again(cuda, default_model, monkeypatch):
+    """The graph froze the staging and device-frame addresses: once `frame_buffer()` moved them,
+    the next frame captures again instead of replaying into freed memory."""
+    from helpers.cuda import graph
+
+    _, _, stages = stand_in(default_model, graph=True)
+    frame = load(SAMPLES[0])
+    stages.run(frame, (640, 640), 0.5, 0.4)
+    captures: list[int] = []
+    capture = graph.CudaGraph.capture
+    monkeypatch.setattr(graph.CudaGraph, "capture", lambda *a: captures.append(1) or capture(*a))
+    held = stages.letterbox.staging, stages.letterbox._device  # so new buffers cannot reuse them
+    stages.frame_buffer((frame.shape[0] + 16, frame.shape[1] + 16, 3))
+    buffer = stages.frame_buffer(frame.shape)
+    buffer[...] = frame
+    assert buffer.ctypes.data != held[0].ctypes.data and stages.letterbox._device is not held[1]
+    stages.run(buffer, (640, 640), 0.5, 0.4)
+    assert captures == [1]
+    stages.run(buffer, (640, 640), 0.5, 0.4)
+    assert captures == [1] and stages.captured  # same addresses: a replay
+    stages.close()
 
 
 @pytest.fixture

@@ -1,203 +1,267 @@
-"""What services do, on a GPU: 8 threads sharing one Detector, and one pool of lanes, under no
-context, `pycuda.autoinit` and `pycuda.autoprimaryctx`, for v2, v3, graph, GPU stages and GPU
-stages with a graph; every result equal to one thread's, no CUDA error. Plus graph capture while
-another thread works on the default stream (CuPy, torch), and close() during runs.
+"""One `Detector` shared by 8 worker threads on the GPU, as a service shares it, under each
+context setup a reader arrives with; every result must be the one-thread result, with no CUDA
+error. Also: a graph captured while another thread works on the legacy default stream, and
+`close()` while a frame runs (ordered by events, not sleeps).
 
-Each context setup runs in a fresh process (autoinit changes the whole process). Needs TensorRT
-(or trtemu, the API emulator, not TensorRT) with pycuda, CuPy and a GPU; skipped by name elsewhere.
+Each scenario runs in a fresh process (pycuda.autoinit changes the whole process, and a CUDA
+fault would poison the next setup). Needs TensorRT (or trtemu, the API emulator) with pycuda,
+CuPy and a GPU; skipped by name elsewhere. The CPU (ONNX Runtime) case is tests/test_sharing.py.
 """
 
 from __future__ import annotations
 
-import pytest
-from conftest import model_dir
-from test_trt_threads import AVAILABLE, WHY, scenario
+import importlib.util
 
+import pytest
+from conftest import named_model
+from test_trt_threads import scenario
+
+from helpers.trt.backend import tensorrt_available
+
+AVAILABLE, WHY = tensorrt_available()
 pytestmark = [
     pytest.mark.tensorrt,
     pytest.mark.gpu,
     pytest.mark.skipif(not AVAILABLE, reason=f"TensorRT not installed or not usable here: {WHY}"),
 ]
-SETUPS = ["none", "pycuda.autoinit", "pycuda.autoprimaryctx"]
-COMMON = """
-import threading
+SETUPS = {
+    "no context": "",
+    "pycuda.autoinit": "import pycuda.autoinit",
+    "pycuda.autoprimaryctx": "import pycuda.autoprimaryctx",
+}
+# (method, GPU stages, graph in the stages): CPU pre/post on v2, v3 and a graph, then GPU stages.
+CONFIGS = {
+    "v2": ("v2", False, False),
+    "v3": ("v3", False, False),
+    "graph": ("graph", False, False),
+    "gpu stages": ("v3", True, False),
+    "gpu stages + graph": ("v3", True, True),
+}
+DETECTORS = """
 import cv2
-import helpers.trt.engine as engine_module
+from concurrent.futures import ThreadPoolExecutor
 from helpers.detector import Detector
 from helpers.errors import UserError
-from helpers.gpu.stages import GpuStages
-from helpers.lanes import tensorrt_lanes
 from helpers.samples import sample_path
-IMAGES = [cv2.imread(str(sample_path(n))) for n in ("crowd48.png", "astronaut.png", "large_face.png")]
-IMAGES.append(cv2.resize(IMAGES[0], (1280, 720)))
-N = len(IMAGES)
 
-def key(faces):
-    return [faces.boxes.tolist(), faces.scores.tolist()]
+crowd, astronaut = (cv2.imread(str(sample_path(n))) for n in ("crowd48.png", "astronaut.png"))
+FRAMES = [crowd, astronaut, crowd[:, ::-1].copy(), cv2.resize(astronaut, (333, 517)),
+          crowd[40:400, 10:600].copy()]
 
-def shared(det, want, runs=12):
-    return lambda: all(key(det.detect(IMAGES[j % N])) == want[j % N] for j in range(runs))
+def rows(faces):
+    '''Faces as sorted rows: GPU decode may list candidates in any order.'''
+    table = np.concatenate([faces.boxes, faces.scores[:, None]], axis=1)
+    return table[np.lexsort(table.T[::-1])] if len(table) else table
 
-SETUPS = [("v3", False), ("v2", False), ("graph", False), ("v3", True), ("graph", True)]
+def detector(method, stages, graph):
+    backend = TensorRTBackend(MODEL, method=method, cache_dir=CACHE, progress=False)
+    if not stages:
+        return Detector(backend, (640, 640)), backend, None
+    from helpers.gpu.stages import GpuStages
+    gpu = GpuStages(backend, graph=graph)
+    return Detector(backend, (640, 640), stages=gpu), backend, gpu
+
+def captured(backend, gpu):
+    return gpu.captured if gpu is not None else backend.runner.captured
+"""
+SHARED = """
+THREADS, EACH = 8, 15
+out = {}
+for name, (method, stages, graph) in CONFIGS.items():
+    det, backend, gpu = detector(method, stages, graph)
+    want = [rows(det.detect(f)) for f in FRAMES]
+    start = threading.Barrier(THREADS)
+
+    def work(k):
+        start.wait()  # all threads at once, so their frames overlap
+        wrong, errors = 0, []
+        for j in range(EACH):
+            i = (k + j) % len(FRAMES)
+            try:
+                got = rows(det.detect(FRAMES[i]))
+                wrong += got.shape != want[i].shape or not np.array_equal(got, want[i])
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+        return wrong, errors
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        done = list(pool.map(work, range(THREADS)))
+    out[name] = {"faces": sum(len(w) for w in want), "wrong": sum(d[0] for d in done),
+                 "errors": [e for d in done for e in d[1]], "captured": captured(backend, gpu),
+                 "runs": THREADS * EACH}
+    if gpu is not None:
+        gpu.close()
+    backend.close()
+print(json.dumps(out))
 """
 
 
 @pytest.fixture(scope="module")
 def model():
-    path = model_dir() / "scrfd_2.5g.onnx"
-    if not path.is_file():
-        pytest.skip("no scrfd_2.5g.onnx in SCRFD_MODEL_DIR")
-    return path
+    return named_model("scrfd_2.5g")
 
 
-@pytest.mark.parametrize("setup", SETUPS)
-def test_shared_detector_and_lanes_give_one_thread_results(setup, model, tmp_path):
-    prelude = "" if setup == "none" else f"import {setup}\n"
-    out = scenario(
-        prelude
-        + COMMON
-        + """
-before_all = stack()
-deserialised = []
-real = engine_module.deserialize
-engine_module.deserialize = lambda *a: deserialised.append(1) or real(*a)
-report = {}
-for method, on_gpu in SETUPS:
-    name = f"{method}{'+gpu-stages' if on_gpu else ''}"
-    backend = TensorRTBackend(MODEL, method=method, cache_dir=CACHE, progress=False)
-    stages = GpuStages(backend, graph=method == "graph") if on_gpu else None
-    det = Detector(backend, stages=stages)
-    want = [key(det.detect(image)) for image in IMAGES]
-    threads_ok = in_threads(shared(det, want), 8)
-    graph = None
-    if method == "graph":
-        graph = stages.captured if on_gpu else backend.runner._graph is not None
-    before = len(deserialised)
-    pool = tensorrt_lanes(MODEL, 4, method=method, gpu_stages=on_gpu, cache_dir=CACHE, progress=False)
-    lanes_ok = pool.map(lambda lane, j: key(lane.detect(IMAGES[j % N])) == want[j % N], range(48))
-    lane_graphs = [
-        (lane.stages.captured if on_gpu else lane.backend.runner._graph is not None)
-        for lane in pool.lanes
-    ] if method == "graph" else []
-    pool.close()
-    backend.close()
-    if stages is not None:
-        stages.close()  # after the backend's close: no error, nothing left
-    report[name] = {
-        "faces": [len(w[1]) for w in want], "threads": threads_ok, "graph": graph,
-        "lanes": all(lanes_ok), "lane_graphs": lane_graphs, "deserialised": len(deserialised) - before,
-    }
-_, device = drv.cuDeviceGet(0)
-_, primary = drv.cuDevicePrimaryCtxRetain(device)
-drv.cuDevicePrimaryCtxRelease(device)
-primary = bindings.native(primary)
-print(json.dumps({"report": report, "before": before_all, "after": stack(), "primary": primary}))
-""",
-        model,
-        tmp_path,
-    )
-    # The caller's stack is as it was; with none, CuPy's runtime calls may leave the primary
-    # context current (the CUDA runtime does that on first use, as torch does), nothing else.
-    assert len(out["before"]) == (setup != "none")
-    assert out["after"] == out["before"] or (setup == "none" and out["after"] == [out["primary"]])
-    for name, r in out["report"].items():
-        assert sum(r["faces"]) > 0, name
-        assert r["threads"] == [True] * 8, name
-        assert r["lanes"], name
-        assert r["deserialised"] == 1, f"{name}: the lanes' engine was deserialised {r['deserialised']} times"
-        if name.startswith("graph"):
-            assert r["graph"] is True and r["lane_graphs"] == [True] * 4, name
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One engine cache for the module: the engine is built once, loaded by every scenario."""
+    return tmp_path_factory.mktemp("engines")
 
 
-def test_graph_capture_while_another_thread_uses_the_default_stream(model, tmp_path):
-    """A non-blocking engine stream: capture in one thread does not break CuPy / torch work on the
-    legacy default stream in another (with a blocking one: cudaErrorStreamCaptureImplicit)."""
-    out = scenario(
-        COMMON
-        + """
-import cupy
-try:
-    import torch
-except ImportError:
-    torch = None
-backend = TensorRTBackend(MODEL, method="graph", cache_dir=CACHE, progress=False)
-stages = GpuStages(backend, graph=True)
-det = Detector(backend, stages=stages)
-want = [key(det.detect(image)) for image in IMAGES]
-stop, errors, laps = threading.Event(), [], [0]
+def _require_cupy() -> None:
+    if importlib.util.find_spec("cupy") is None:
+        pytest.skip("CuPy not installed: the GPU stages and the default-stream worker need it")
 
-def noise():
+
+@pytest.mark.parametrize("setup", list(SETUPS))
+def test_eight_threads_sharing_one_detector_get_one_thread_results(setup, model, cache):
+    _require_cupy()
+    out = scenario(SETUPS[setup] + DETECTORS + f"CONFIGS = {CONFIGS!r}\n" + SHARED, model, cache)
+    for name, (method, _, graph) in CONFIGS.items():
+        seen = out[name]
+        assert seen["faces"] > 0, name
+        assert not seen["errors"], f"{setup}, {name}: {seen['errors'][:3]}"
+        assert seen["wrong"] == 0, (
+            f"{setup}, {name}: {seen['wrong']} of {seen['runs']} differ from one thread"
+        )
+        assert seen["captured"] == (method == "graph" or graph), f"{setup}, {name}: graph held?"
+
+
+@pytest.mark.parametrize("library", ["cupy", "torch"])
+@pytest.mark.parametrize("config", ["graph", "gpu stages + graph"])
+def test_graph_capture_while_another_thread_works_on_the_default_stream(library, config, model, cache):
+    """A blocking engine stream capturing a graph made the legacy stream unusable for everyone
+    (cudaErrorStreamCaptureImplicit in the other thread, and the capture invalidated)."""
+    _require_cupy()
+    if importlib.util.find_spec(library) is None:
+        pytest.skip(f"{library} not installed: no default-stream {library} work to run beside the capture")
+    work = {
+        "cupy": "import cupy\nx = cupy.arange(1 << 20, dtype=cupy.float32)\n"
+        "def step():\n    with cupy.cuda.Stream.null:\n        y = cupy.zeros_like(x); y += x * 2\n"
+        "        assert float(y[7]) == 14.0\n",
+        "torch": "import torch\nx = torch.arange(1 << 20, dtype=torch.float32, device='cuda')\n"
+        "def step():\n    y = torch.zeros_like(x); y += x * 2\n    assert float(y[7]) == 14.0\n",
+    }[library]
+    code = (
+        DETECTORS
+        + work
+        + f"""
+method, stages, graph = {CONFIGS[config]!r}
+det, backend, gpu = detector(method, stages, graph)
+wide = Detector(backend, (640, 480), stages=gpu)  # another input shape: alternating recaptures
+step()
+want = [[rows(d.detect(f)) for f in FRAMES] for d in (det, wide)]
+busy, stop, other = threading.Event(), threading.Event(), []
+
+def default_stream_work():
     try:
         while not stop.is_set():
-            a = cupy.arange(1 << 20, dtype=cupy.float32)
-            float((a * 2).sum())
-            if torch is not None:
-                float(torch.ones(1 << 20, device="cuda").sum())
-            laps[0] += 1
+            step()
+            busy.set()
     except Exception as exc:
-        errors.append(repr(exc)[:300])
+        other.append(f"{{type(exc).__name__}}: {{exc}}"[:300])
+    busy.set()
 
-worker = threading.Thread(target=noise)
+worker = threading.Thread(target=default_stream_work)
 worker.start()
-ok = []
-for round in range(4):
-    for j, image in enumerate(IMAGES):  # a new frame shape each time: a capture each time
-        narrower = cv2.resize(image, (image.shape[1] - 32 * round - 32, image.shape[0]))
-        ok.append(len(det.detect(narrower)) >= 0)
-        ok.append(key(det.detect(IMAGES[j])) == want[j])
+busy.wait()
+results, captures = [], []
+for j in range(12):  # the input shape alternates: each frame captures the graph again
+    i, k = j % len(FRAMES), j % 2
+    results.append(bool(np.array_equal(rows((det, wide)[k].detect(FRAMES[i])), want[k][i])))
+    captures.append(captured(backend, gpu))
 stop.set()
 worker.join()
-captured = stages.captured
+if gpu is not None:
+    gpu.close()
 backend.close()
-print(json.dumps({"ok": all(ok), "errors": errors, "laps": laps[0], "captured": captured,
-                  "torch": torch is not None}))
-""",
-        model,
-        tmp_path,
+print(json.dumps({{"results": results, "captures": captures, "other": other}}))
+"""
     )
-    assert out["errors"] == [] and out["ok"] and out["captured"] and out["laps"] > 0
-    if not out["torch"]:
-        pytest.skip("torch is not installed: only CuPy's default-stream work was tested")
+    out = scenario(code, model, cache)
+    assert out["other"] == [], out["other"]
+    assert all(out["results"]) and all(out["captures"]), out
 
 
-@pytest.mark.parametrize("on_gpu", [False, True], ids=["cpu-stages", "gpu-stages"])
-def test_close_during_runs_stops_them_with_one_line_errors(on_gpu, model, tmp_path):
-    """Threads mid-run when close() comes: each run finishes or is refused ("was closed"); no
-    CUDA error, nothing freed under a kernel. Synchronised by events, not sleeps."""
-    out = scenario(
-        COMMON
+@pytest.mark.parametrize("config", ["v3", "gpu stages"])
+def test_close_during_a_run_waits_for_it_then_refuses_by_name(config, model, cache):
+    """The run in flight when `close()` is called finishes with the right faces; the next one is
+    a one-line UserError. Ordered by events: the run is inside the engine when close starts."""
+    if CONFIGS[config][1]:
+        _require_cupy()
+    code = (
+        DETECTORS
         + f"""
-backend = TensorRTBackend(MODEL, cache_dir=CACHE, progress=False)
-stages = GpuStages(backend) if {on_gpu} else None
-det = Detector(backend, stages=stages)
-running = [threading.Event() for _ in range(6)]
-outcomes = []
+method, stages, graph = {CONFIGS[config]!r}
+det, backend, gpu = detector(method, stages, graph)
+want = rows(det.detect(FRAMES[0]))
+inside, closing, closed = threading.Event(), threading.Event(), threading.Event()
+target = backend if gpu is not None else backend.runner
+original = target.enqueue if gpu is not None else target.run
 
-def worker(i):
-    done = 0
-    while True:
-        try:
-            det.detect(IMAGES[i % N])
-        except UserError as exc:
-            outcomes.append(("refused", done, "was closed" in str(exc)))
-            return
-        except Exception as exc:
-            outcomes.append(("error", done, repr(exc)[:300]))
-            return
-        done += 1
-        running[i].set()
+def hooked(*args):
+    inside.set()
+    closing.wait()  # close() has been called: it must wait for this frame
+    result = original(*args)
+    seen["closed_during_run"] = not closed.is_set()  # still inside the run lock here
+    return result
 
-threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+if gpu is not None:
+    backend.enqueue = hooked
+else:
+    target.run = hooked
+seen = {{}}
+
+def run_one():
+    seen["first"] = bool(np.array_equal(rows(det.detect(FRAMES[0])), want))
+
+def close():
+    inside.wait()
+    closing.set()
+    backend.close()
+    closed.set()
+
+threads = [threading.Thread(target=run_one), threading.Thread(target=close)]
 for t in threads:
     t.start()
-all(e.wait(120) for e in running)  # every thread is in its loop of runs
-backend.close()
 for t in threads:
     t.join()
-print(json.dumps({{"outcomes": outcomes}}))
-""",
-        model,
-        tmp_path,
+try:
+    det.detect(FRAMES[0])
+    seen["after"] = "ran"
+except UserError as exc:
+    seen["after"] = str(exc)
+if gpu is not None:
+    gpu.close()  # after the backend's close: neither raises nor leaks
+print(json.dumps(seen))
+"""
     )
-    assert len(out["outcomes"]) == 6
-    assert all(kind == "refused" and done > 0 and named for kind, done, named in out["outcomes"]), out
+    out = scenario(code, model, cache)
+    assert out["first"] and out["closed_during_run"], out
+    assert "was closed" in out["after"] and "\n" not in out["after"], out
+
+
+def test_gpu_stages_graph_recaptures_when_the_frame_buffer_moves(model, cache):
+    """The graph froze the staging and letterbox addresses: a `frame_buffer()` of another shape
+    between runs must make the next run capture again, not replay into freed memory."""
+    _require_cupy()
+    code = (
+        DETECTORS
+        + """
+det, backend, gpu = detector("v3", True, True)
+frame = FRAMES[0]
+want = rows(det.detect(frame))
+before = gpu.letterbox.addresses
+held = gpu.letterbox.staging, gpu.letterbox._device  # so the new buffers cannot reuse them
+pinned = gpu.frame_buffer((frame.shape[0] + 16, frame.shape[1] + 16, 3))  # moves the staging
+pinned = gpu.frame_buffer(frame.shape)
+pinned[...] = frame
+moved = gpu.letterbox.addresses != before
+again = [bool(np.array_equal(rows(det.detect(f)), want)) for f in (frame, pinned, frame)]
+print(json.dumps({"moved": moved, "again": again, "captured": gpu.captured}))
+gpu.close()
+backend.close()
+"""
+    )
+    out = scenario(code, model, cache)
+    assert out["moved"], "the staging buffers did not move: nothing was tested"
+    assert out["again"] == [True, True, True] and out["captured"], out

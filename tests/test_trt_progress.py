@@ -74,6 +74,15 @@ def test_cancel_makes_step_complete_return_false():
     assert state.describe().startswith("cancelling (")
 
 
+def in_threads(fn, n: int) -> None:
+    """fn(0) .. fn(n - 1), each on a thread of its own, all started before any is joined."""
+    threads = [threading.Thread(target=fn, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_state_is_consistent_under_concurrent_events():
     state = ProgressState()
     state.phase_start("root", None, 1000)
@@ -91,11 +100,7 @@ def test_state_is_consistent_under_concurrent_events():
         except Exception as exc:  # any race shows up as an exception or a wrong count
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(worker, 8)
     assert errors == []
     assert [p.name for p in state.phases()] == ["root"]
     assert state.phases()[0].done == 1000
@@ -208,8 +213,6 @@ def test_finish_warns_about_a_failed_display_instead_of_raising():
 
 def test_two_builder_threads_failing_the_same_listener_never_cancel():
     """TensorRT calls the monitor from several threads: both see the listener fail, one removes it."""
-    import threading
-
     state = ProgressState()
     both_inside = threading.Barrier(2, timeout=5)
 
@@ -228,10 +231,6 @@ def test_two_builder_threads_failing_the_same_listener_never_cancel():
         except BaseException as exc:  # the old double remove raised ValueError here
             errors.append(exc)
 
-    threads = [threading.Thread(target=step, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(step, 2)
     assert not errors and results == [True, True]
     assert state.listener_error == "RuntimeError: comm closed"

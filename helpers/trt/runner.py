@@ -75,6 +75,11 @@ class Runner:
         self._uncapturable = False
         self.timings: dict[str, float] = {}
 
+    @property
+    def captured(self) -> bool:
+        """Whether a CUDA graph is held (method "graph", after a run whose capture succeeded)."""
+        return self._graph is not None
+
     def run(self, method: str) -> None:
         """Copy host inputs in, execute, copy outputs to host; returns once outputs are readable."""
         steps = {"v2": self._execute_v2, "v3": self._enqueue_v3, "graph": self._replay_graph}

@@ -28,7 +28,7 @@ deserialize = engine_module.deserialize
 engine_module.deserialize = lambda *a: loads.append(a[1].name) or deserialize(*a)
 frames = [read_image(sample_path(n)) for n in ("astronaut.png", "crowd48.png", "large_face.png")]
 from concurrent.futures import ThreadPoolExecutor
-pool = tensorrt_lanes(MODEL, 4, METHOD, gpu_stages=GPU_STAGES, cache_dir=CACHE)
+pool = tensorrt_lanes(MODEL, 4, METHOD, gpu_stages=GPU_STAGES, cache_dir=CACHE, progress=False)
 one = [pool.lanes[0].detect(f).to_json() for f in frames]  # one thread, one lane
 with ThreadPoolExecutor(8) as workers:  # 8 threads borrowing 4 lanes
     many = [f.to_json() for f in workers.map(pool.detect, frames * 16)]

@@ -231,12 +231,12 @@ PAIRS = {
             return host
         """,
     ),
-    "TRT005 CuPy get(stream=)": (
+    "TRT005 CuPy get(blocking=False)": (
         """
         import cupy as cp
 
         def scores(dev, stream):
-            host = dev.get(stream=stream)
+            host = dev.get(stream=stream, blocking=False)
             print(host.shape)
             return host.max()  # LINT TRT005
         """,
@@ -244,10 +244,11 @@ PAIRS = {
         import cupy as cp
 
         def scores(dev, stream):
-            host = dev.get(stream=stream)
+            host = dev.get(stream=stream, blocking=False)
             print(host.shape)
             stream.synchronize()
-            return host.max()
+            waited = dev.get(stream=stream)
+            return host.max() + waited.max()
         """,
     ),
     "TRT006 TensorRT 8 names": (
@@ -487,3 +488,13 @@ def test_magics_keep_line_numbers():
     )
     assert source.code.splitlines()[:3] == ["if True:", "    pass", "x = 1"]
     assert source.where(3) == (1, 3)
+
+
+def test_doctor_explain_points_to_the_lint_rule():
+    from helpers.cuda.explain import EXPLANATIONS, explain
+
+    assert all(code in RULES for row in EXPLANATIONS for code in row.lint)
+    [row] = explain("[TRT] [E] 1: [reformat.cpp] Cuda Runtime (invalid resource handle)")
+    assert "lint --explain TRT001" in str(row)
+    [row] = explain("AttributeError: 'ICudaEngine' object has no attribute 'get_binding_shape'")
+    assert row.lint == ("TRT006",) and "TRT006" in str(row)

@@ -29,8 +29,9 @@ Check = Callable[[Program], Iterator[Hit]]
 def autoinit_with_threads(p: Program) -> Iterator[Hit]:
     """TRT001: a private context made on one thread while workers do CUDA work without it.
 
-    Sources: TensorRT#4427 and #4191 (pycuda.autoinit + threading: 'invalid resource handle'),
-    pycuda#242; notebook 03 shows the primary context made current in each worker."""
+    Sources: TensorRT#4427 (SCRFD, threads, cuTensor permute failure), #2040 and pycuda#242
+    (pycuda.autoinit + threads: 'no currently active context'); notebook 03 shows the primary
+    context made current in each worker."""
     if not p.contextless_workers:
         return
     inside = {id(n) for f in p.thread_functions for n in ast.walk(f)}
@@ -46,8 +47,8 @@ def worker_without_context(p: Program) -> Iterator[Hit]:
     """TRT002: a thread function doing CUDA work with no context current on its thread.
 
     Fires only where the program uses pycuda or makes its own context (pycuda raises 'no currently
-    active context'; the runtime silently takes the primary one). Sources: TensorRT#4427, pycuda#242,
-    FastMOT#65."""
+    active context'; the runtime silently takes the primary one). Sources: TensorRT#4427, #3028,
+    pycuda#242, FastMOT#65, TensorRT-For-YOLO-Series#102."""
     if not (p.uses("pycuda") or p.called(frozenset({"make_context", "cuCtxCreate"}))):
         return
     for f, work in p.contextless_workers:
@@ -69,8 +70,8 @@ def _is_engine(receiver: ast.expr, engines: set[str]) -> bool:
 def engine_shape_sizes_buffer(p: Program) -> Iterator[Hit]:
     """TRT003: a buffer sized from `engine.get_tensor_shape` (-1 on dynamic dimensions).
 
-    Source: NvInferRuntime.h (getTensorShape reports -1 for runtime dimensions); TensorRT#1469,
-    #2040; NVIDIA's common_runtime.py sizes from the context after set_input_shape."""
+    Source: NvInferRuntime.h (getTensorShape reports -1 for runtime dimensions); TensorRT#1564,
+    #4120, #2040; NVIDIA's common_runtime.py sizes from the context after set_input_shape."""
     engines = {
         text(t)
         for n in p.nodes
@@ -146,7 +147,8 @@ def status_ignored(p: Program) -> Iterator[Hit]:
     """TRT004: a TensorRT call that reports failure by its result, with the result dropped.
 
     Source: pyCoreDoc.h (execute_async_v3, set_input_shape, set_tensor_address return bool;
-    build_serialized_network / deserialize_cuda_engine return None on failure); TensorRT#4427."""
+    build_serialized_network / deserialize_cuda_engine return None on failure); TensorRT#4427
+    (enqueueV3 failed, outputs stayed zero)."""
     for n in p.nodes:
         if (
             isinstance(n, ast.Expr)
@@ -220,6 +222,12 @@ def _host_key(expr: ast.expr) -> str:
             return text(expr)
 
 
+def _non_blocking(kw: dict[str | None, ast.expr]) -> bool:
+    """CuPy's get/asnumpy copy asynchronously only with blocking=False (CuPy 13; before, any stream=)."""
+    blocking = kw.get("blocking")
+    return isinstance(blocking, ast.Constant) and blocking.value is False
+
+
 def _dtoh_copies(nodes: list[ast.AST], parents: dict[int, ast.AST]) -> Iterator[tuple[ast.Call, str]]:
     values = {  # `kind = cudaMemcpyDeviceToHost` then `cudaMemcpyAsync(..., kind, ...)`
         t.id: text(n.value)
@@ -236,7 +244,7 @@ def _dtoh_copies(nodes: list[ast.AST], parents: dict[int, ast.AST]) -> Iterator[
         runtime = runtime and "DeviceToHost" in values.get(text(call.args[3]), text(call.args[3]))
         if pycuda or runtime:
             yield call, _host_key(call.args[0])
-        elif name == "get" and "stream" in kw and isinstance(call.func, ast.Attribute):
+        elif name in ("get", "asnumpy") and _non_blocking(kw) and isinstance(call.func, ast.Attribute):
             parent = parents.get(id(call))
             if "out" in kw:
                 yield call, _host_key(kw["out"])
@@ -248,8 +256,9 @@ def read_before_sync(p: Program) -> Iterator[Hit]:
     """TRT005: the host array of an async D2H copy read before its stream is synchronised.
 
     Source: pycuda docs (memcpy_dtoh_async only enqueues), CUDA runtime cudaMemcpyAsync,
-    CuPy ndarray.get(stream=); TensorRT#4191. Scripts where the copy and the read sit in
-    different functions are not judged."""
+    CuPy ndarray.get(stream=, blocking=False) (blocking=True, the default since CuPy 13, waits);
+    TensorRT#930 (outputs copied before stream.synchronize: random detections). Scripts where the
+    copy and the read sit in different functions are not judged."""
     syncing = {name for name, fs in p.functions.items() if any(p.first_call(f, SYNCS) for f in fs)}
     for scope in p.scopes:
         nodes = list(scope_nodes(scope))
@@ -360,7 +369,7 @@ def removed_in_10(p: Program) -> Iterator[Hit]:
     """TRT006: TensorRT 8 names removed in 10.0.
 
     Source: pyCore.cpp at v8.6.1 vs v10.0.0 (binding-index API, implicit batch, v1/v2 enqueue,
-    build_engine, max_workspace_size); NVIDIA's 8.x-to-10.x migration guide."""
+    build_engine, max_workspace_size); TensorRT#3931 (execute_async_v2 gone in 10), #930."""
     yield from _removed(p, _REMOVED_IN_10)
 
 
@@ -458,7 +467,8 @@ def outputs_by_position(p: Program) -> Iterator[Hit]:
     """TRT009: SCRFD outputs taken by position from a session.run / host-output list.
 
     Source: insightface's scrfd.py (net_outs[idx], net_outs[idx + fmc]); TensorRT orders I/O
-    tensors its own way and SCRFD exports differ in output order (insightface#1518)."""
+    tensors its own way (TensorRT#1042) and SCRFD engines came back in another order
+    (InsightFace-REST#37)."""
     mentions = p.text_mentions
     if not any(w in mentions for w in _SCRFD_WORDS):
         return
@@ -488,7 +498,7 @@ def init_without_context(p: Program) -> Iterator[Hit]:
     """TRT010: pycuda's cuda.init() and CUDA work, but no context created or pushed anywhere.
 
     Source: pycuda docs (Context.push / make_context; init only initialises the driver);
-    TensorRT#4427 forum replies; TensorRT-For-YOLO-Series#102."""
+    pycuda#251 (cuda.init() then 'invalid device context')."""
     if not p.uses("pycuda.driver") or any(m in CONTEXT_IMPORTS for m in p.modules):
         return
     if p.called(PUSHES | frozenset({"retain_primary_context", "cuCtxCreate"})):

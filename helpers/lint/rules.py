@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 _TRT = "https://github.com/NVIDIA/TensorRT/issues/"
+_PYCUDA = "https://github.com/inducer/pycuda/issues/"
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ RULES: dict[str, Rule] = {
             "none) with a stream and buffers of the private one: 'invalid resource handle', "
             "'cuTensor permutate execute failed', outputs left unwritten.",
             _CH03,
-            (f"{_TRT}4427", f"{_TRT}4191", "https://github.com/inducer/pycuda/issues/242"),
+            (f"{_TRT}4427", f"{_TRT}2040", _PYCUDA + "242"),
         ),
         Rule(
             "TRT002",
@@ -80,8 +81,10 @@ RULES: dict[str, Rule] = {
             _CH03,
             (
                 f"{_TRT}4427",
-                "https://github.com/inducer/pycuda/issues/242",
+                f"{_TRT}3028",
+                _PYCUDA + "242",
                 "https://github.com/GeekAlexis/FastMOT/issues/65",
+                "https://github.com/Linaom1214/TensorRT-For-YOLO-Series/issues/102",
             ),
         ),
         Rule(
@@ -92,7 +95,7 @@ RULES: dict[str, Rule] = {
             "is negative or wrong, so the allocation fails or is too small and TensorRT writes past it "
             "('illegal memory access', sticky for the process).",
             _CH04,
-            (f"{_TRT}1469", f"{_TRT}2040"),
+            (f"{_TRT}1564", f"{_TRT}4120", f"{_TRT}2040"),
         ),
         Rule(
             "TRT004",
@@ -109,11 +112,11 @@ RULES: dict[str, Rule] = {
             "host array of an async device-to-host copy read with no synchronisation of its stream",
             "call stream.synchronize() (or cudaStreamSynchronize / an event's synchronize) after the copy "
             "and before reading or returning the host array",
-            "memcpy_dtoh_async / cudaMemcpyAsync / CuPy get(stream=) only enqueue the copy; the host array "
-            "holds old data until the stream reaches it. Results then depend on timing: right on a slow "
-            "run, stale or zero on a fast one.",
+            "memcpy_dtoh_async / cudaMemcpyAsync / CuPy get(blocking=False) only enqueue the copy; the host "
+            "array holds old data until the stream reaches it. Results then depend on timing: right on a "
+            "slow run, stale or zero on a fast one.",
             _CH05,
-            (f"{_TRT}4191",),
+            (f"{_TRT}930",),
         ),
         Rule(
             "TRT006",
@@ -122,7 +125,7 @@ RULES: dict[str, Rule] = {
             "TensorRT 10.0 removed the binding-index API, implicit batch and the v1/v2 enqueue calls: the "
             "attribute no longer exists, so the script fails with AttributeError on 10.x and 11.x.",
             _CH04,
-            (f"{_TRT}4191", f"{_TRT}2040", "https://github.com/NVIDIA/TensorRT/issues/930"),
+            (f"{_TRT}3931", f"{_TRT}930", f"{_TRT}2040"),
         ),
         Rule(
             "TRT007",
@@ -149,7 +152,7 @@ RULES: dict[str, Rule] = {
             "output order and count; outputs[0] is then another stride or another head: wrong boxes or "
             "none, with no error.",
             _CH06,
-            ("https://github.com/deepinsight/insightface/issues/1518",),
+            ("https://github.com/SthPhoenix/InsightFace-REST/issues/37", f"{_TRT}1042"),
         ),
         Rule(
             "TRT010",
@@ -160,7 +163,7 @@ RULES: dict[str, Rule] = {
             "'invalid device context - no currently active context', the forum's usual 'fix' for "
             "threading errors included.",
             _CH03,
-            (f"{_TRT}4427", "https://github.com/Linaom1214/TensorRT-For-YOLO-Series/issues/102"),
+            (_PYCUDA + "251",),
         ),
     )
 }

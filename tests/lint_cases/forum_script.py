@@ -1,4 +1,4 @@
-# A forum-style SCRFD TensorRT script (the way TensorRT#4427 / #4191 and forum answers write it).
+# A forum-style SCRFD TensorRT script (the way TensorRT#4427 / #2040 and forum answers write it).
 # Not executed by the tests: it is lint input; tests/test_lint.py checks the line of every finding.
 import threading
 

@@ -339,6 +339,75 @@ PAIRS = {
                 return by_name["score_8"]
         """,
     ),
+    "TRT009 host output list of a TensorRT engine": (
+        """
+        class SCRFDTrt:
+            def detect(self, blob, fmc=3):
+                self.run(blob)
+                net_outs = [out.reshape(-1, 4) for out in self.host_outputs]
+                held = self.host_outputs
+                score_8, score_16, score_32, *rest = held  # LINT TRT009
+                return net_outs[fmc + 1]  # LINT TRT009
+        """,
+        """
+        class SCRFDTrt:
+            def detect(self, blob, layout):
+                self.run(blob)
+                net_outs = dict(zip(self.output_names, self.host_outputs))
+                for name in layout.names:
+                    print(net_outs[name].shape)
+                return {n: net_outs[n] for n in self.output_names}
+        """,
+    ),
+    "TRT005 cuda-python, the copy kind in a variable": (
+        """
+        from cuda.bindings import runtime as cudart
+
+        def infer(inputs, outputs, stream, context):
+            kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+            for inp in inputs:
+                cudart.cudaMemcpyAsync(inp.device, inp.host, inp.nbytes, kind, stream)
+            ok = context.execute_async_v3(stream)
+            kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+            for out in outputs:
+                cudart.cudaMemcpyAsync(out.host, out.device, out.nbytes, kind, stream)
+            return [out.host for out in outputs]  # LINT TRT005
+        """,
+        """
+        from cuda.bindings import runtime as cudart
+
+        def infer(inputs, outputs, stream, context):
+            kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+            for inp in inputs:
+                cudart.cudaMemcpyAsync(inp.device, inp.host, inp.nbytes, kind, stream)
+                print(inp.device)
+            ok = context.execute_async_v3(stream)
+            kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+            for out in outputs:
+                cudart.cudaMemcpyAsync(out.host, out.device, out.nbytes, kind, stream)
+            cudart.cudaStreamSynchronize(stream)
+            return [out.host for out in outputs]
+        """,
+    ),
+    "TRT003 NVIDIA's common.py refuses -1 itself": (
+        """
+        import tensorrt as trt
+
+        def allocate(engine, name):
+            shape = engine.get_tensor_shape(name)
+            return trt.volume(shape)  # LINT TRT003
+        """,
+        """
+        import numpy as np
+        import tensorrt as trt
+
+        def allocate(engine, name):
+            shape = engine.get_tensor_shape(name)
+            if not np.all([s >= 0 for s in shape]):
+                raise ValueError(f"{name} has a dynamic shape: give a profile")
+            return trt.volume(shape)
+        """,
+    ),
     "TRT010 cuda.init() alone": (
         """
         import pycuda.driver as cuda
@@ -479,6 +548,18 @@ def test_cli_explain():
     result = lint_cli("--explain", "TRT999")
     assert result.returncode == 2 and result.stderr.startswith("error: no lint rule")
     assert lint_cli().returncode == 2
+
+
+def test_notebook_top_level_await_and_a_coding_line(tmp_path):
+    path = _notebook(tmp_path, ("code", "import asyncio\nawait asyncio.sleep(0)\n"))
+    assert lint_paths([path]).status == 0
+    latin = tmp_path / "latin.py"
+    latin.write_bytes(
+        "# -*- coding: latin-1 -*-\nname = 'caf\xe9'\nimport pycuda.driver as cuda\n".encode("latin-1")
+    )
+    latin.write_bytes(latin.read_bytes() + b"cuda.init()\nd = cuda.mem_alloc(4)\n")
+    [finding] = lint_paths([latin]).findings
+    assert (finding.line, finding.code) == (4, "TRT010")
 
 
 def test_magics_keep_line_numbers():

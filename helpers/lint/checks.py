@@ -83,16 +83,26 @@ def engine_shape_sizes_buffer(p: Program) -> Iterator[Hit]:
         yield from _engine_shape_flow(scope, engines)
 
 
+def _tested_against_constants(nodes: list[ast.AST]) -> set[str]:
+    """Names compared with a constant (`-1 in shape`, `shape[0] < 0`, `all(s >= 0 for s in shape)`):
+    the program handles dynamic dimensions itself."""
+
+    def tests(n: ast.AST) -> bool:
+        operands = [n.left, *n.comparators] if isinstance(n, ast.Compare) else []
+        return any(isinstance(o, ast.UnaryOp | ast.Constant) for o in operands)
+
+    names = set()
+    for n in nodes:
+        if isinstance(n, ast.Compare) and tests(n):
+            names |= {m.id for m in ast.walk(n) if isinstance(m, ast.Name)}
+        elif isinstance(n, ast.ListComp | ast.GeneratorExp | ast.SetComp) and any(map(tests, ast.walk(n))):
+            names |= {m.id for g in n.generators for m in ast.walk(g.iter) if isinstance(m, ast.Name)}
+    return names
+
+
 def _engine_shape_flow(scope: ast.AST, engines: set[str]) -> Iterator[Hit]:
     nodes = list(scope_nodes(scope))
-    checked = {  # `if -1 in shape` and the like: the program handles dynamic dimensions itself
-        text(o)
-        for n in nodes
-        if isinstance(n, ast.Compare)
-        if any(isinstance(c, ast.UnaryOp | ast.Constant) for c in [n.left, *n.comparators])
-        for o in [n.left, *n.comparators]
-        if isinstance(o, ast.Name)
-    }
+    checked = _tested_against_constants(nodes)
 
     def origin(expr: ast.AST, tainted: dict[str, int]) -> int | None:
         for n in ast.walk(expr):
@@ -229,19 +239,25 @@ def _non_blocking(kw: dict[str | None, ast.expr]) -> bool:
 
 
 def _dtoh_copies(nodes: list[ast.AST], parents: dict[int, ast.AST]) -> Iterator[tuple[ast.Call, str]]:
-    values = {  # `kind = cudaMemcpyDeviceToHost` then `cudaMemcpyAsync(..., kind, ...)`
-        t.id: text(n.value)
+    values = sorted(  # `kind = cudaMemcpyDeviceToHost` then `cudaMemcpyAsync(..., kind, ...)`
+        (position(n), t.id, text(n.value))
         for n in nodes
         if isinstance(n, ast.Assign)
         for t in n.targets
         if isinstance(t, ast.Name)
-    }
+    )
+
+    def meaning(arg: ast.expr, at: tuple[int, int]) -> str:
+        """What a name held when `at` ran: its last assignment before that, else its own text."""
+        said = text(arg)
+        return next((v for pos, name, v in reversed(values) if name == said and pos < at), said)
+
     for call in (n for n in nodes if isinstance(n, ast.Call)):
         name = name_of(call.func)
         kw = {k.arg: k.value for k in call.keywords}
         pycuda = name == "memcpy_dtoh_async" and call.args
         runtime = name == "cudaMemcpyAsync" and len(call.args) > 3
-        runtime = runtime and "DeviceToHost" in values.get(text(call.args[3]), text(call.args[3]))
+        runtime = runtime and "DeviceToHost" in meaning(call.args[3], position(call))
         if pycuda or runtime:
             yield call, _host_key(call.args[0])
         elif name in ("get", "asnumpy") and _non_blocking(kw) and isinstance(call.func, ast.Attribute):
@@ -436,8 +452,9 @@ def _output_lists(scope: ast.AST) -> set[str]:
             and len(v.args) == 2
         )
         trt = isinstance(v, ast.Call) and name_of(v.func) in _INFERENCE_CALLS
-        hosts = isinstance(v, ast.ListComp) and isinstance(v.elt, ast.Attribute) and v.elt.attr == "host"
-        if ort or trt or hosts:
+        listed = isinstance(v, ast.ListComp) and any(w in text(v).lower() for w in ("host", "output"))
+        held = isinstance(v, ast.Attribute) and "output" in v.attr.lower()  # net_outs = self.host_outputs
+        if ort or trt or listed or held:
             names.add(n.targets[0].id)
     return names
 

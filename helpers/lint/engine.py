@@ -10,8 +10,10 @@ on a line silences that line.
 from __future__ import annotations
 
 import ast
+import io
 import json
 import re
+import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +98,8 @@ def _silenced(line: str, code: str) -> bool:
 
 def lint_source(source: Source) -> list[Finding]:
     """Every finding in one program (raises SyntaxError when it does not parse)."""
-    program = Program(ast.parse(source.code, filename=source.path))
+    flags = ast.PyCF_ONLY_AST | (ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if source.cells else 0)  # Jupyter awaits
+    program = Program(compile(source.code, source.path, "exec", flags, dont_inherit=True))
     lines = source.code.splitlines()
     findings = {}
     for code, check in CHECKS.items():
@@ -127,8 +130,11 @@ def files_under(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def _read(path: Path) -> Source:
-    raw = path.read_text(encoding="utf-8")
-    return notebook_source(str(path), raw) if path.suffix == ".ipynb" else Source(str(path), raw)
+    raw = path.read_bytes()
+    if path.suffix == ".ipynb":
+        return notebook_source(str(path), raw.decode("utf-8"))
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)  # a coding cookie, a BOM
+    return Source(str(path), raw.decode(encoding))
 
 
 def lint_paths(paths: Iterable[str | Path]) -> LintResult:
@@ -140,9 +146,12 @@ def lint_paths(paths: Iterable[str | Path]) -> LintResult:
         except FileNotFoundError:
             result.errors.append(f"{path}: no such file or folder; check the path")
             continue
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+        except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            result.errors.append(f"{path}: cannot read it ({why}); lint reads UTF-8 .py and .ipynb files")
+            result.errors.append(
+                f"{path}: cannot read it ({why}); lint reads Python source (UTF-8 or as its coding line "
+                "says) and .ipynb notebooks"
+            )
             continue
         try:
             result.findings += lint_source(source)

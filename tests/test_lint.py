@@ -408,6 +408,38 @@ PAIRS = {
             return trt.volume(shape)
         """,
     ),
+    "TRT005 a host array handed to more stream work is no read": (
+        """
+        import numpy as np
+        import pycuda.driver as cuda
+
+        def scores(host, dev, stream):
+            cuda.memcpy_dtoh_async(host, dev, stream)
+            return np.argmax(host)  # LINT TRT005
+        """,
+        """
+        import numpy as np
+        import pycuda.driver as cuda
+
+        def scores(host, dev, other, stream):
+            cuda.memcpy_dtoh_async(host, dev, stream)
+            cuda.memcpy_htod_async(other, host, stream)
+            stream.synchronize()
+            return np.argmax(host)
+        """,
+    ),
+    "TRT009 building an SCRFD-like graph is not reading outputs": (
+        """
+        def scrfd_outputs(session, blob):
+            net_outs = session.run(None, {"input.1": blob})
+            return net_outs[3]  # LINT TRT009
+        """,
+        """
+        def scrfd_like(outputs, order):
+            outputs = [outputs[i] for i in order]
+            return outputs[0]
+        """,
+    ),
     "TRT010 cuda.init() alone": (
         """
         import pycuda.driver as cuda

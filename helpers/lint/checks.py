@@ -7,7 +7,7 @@ Precision beats recall: a check that cannot tell stays silent.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 from helpers.lint.program import (
     CONTEXT_IMPORTS,
@@ -285,25 +285,39 @@ def read_before_sync(p: Program) -> Iterator[Hit]:
             if isinstance(c, ast.Call) and (name_of(c.func) in SYNCS or name_of(c.func) in syncing)
         )
         for copy, key in _dtoh_copies(nodes, parents):
-            inside = {id(n) for n in ast.walk(copy)}
-            if isinstance(statement := parents.get(id(copy)), ast.Assign):
-                inside |= {id(n) for t in statement.targets for n in ast.walk(t)}
             end = (copy.end_lineno or 0, copy.end_col_offset or 0)
-            reads = sorted(
-                (
-                    n
-                    for n in nodes
-                    if isinstance(n, ast.Name | ast.Attribute)
-                    and isinstance(n.ctx, ast.Load)
-                    and id(n) not in inside
-                    and position(n) > end
-                    and text(n) == key
-                    and not (isinstance(a := parents.get(id(n)), ast.Attribute) and a.attr in _METADATA)
-                ),
-                key=position,
-            )
-            if reads and not any(end < s < position(reads[0]) for s in syncs):
-                yield reads[0], f"{key} copied at line {copy.lineno}"
+            read = _first_host_read(nodes, parents, key, end)
+            if read is not None and not any(end < s < position(read) for s in syncs):
+                yield read, f"{key} copied at line {copy.lineno}"
+
+
+def _stream_ordered(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    """Whether `node` is an argument of more work on a stream (a copy, a launch): no host read."""
+    up = parents.get(id(node))
+    while up is not None and not isinstance(up, ast.stmt):
+        if isinstance(up, ast.Call):
+            name = name_of(up.func)
+            if name.endswith(("_async", "Async")) or name in ("launch", "cudaGraphLaunch"):
+                return True
+        up = parents.get(id(up))
+    return False
+
+
+def _first_host_read(
+    nodes: list[ast.AST], parents: dict[int, ast.AST], key: str, after: tuple[int, int]
+) -> ast.AST | None:
+    """The first read of host array `key` after `after` by the host (not its metadata, not a copy)."""
+    reads = (
+        n
+        for n in nodes
+        if isinstance(n, ast.Name | ast.Attribute)
+        and isinstance(n.ctx, ast.Load)
+        and position(n) > after
+        and text(n) == key
+        and not (isinstance(a := parents.get(id(n)), ast.Attribute) and a.attr in _METADATA)
+        and not _stream_ordered(n, parents)
+    )
+    return min(reads, key=position, default=None)
 
 
 _V3 = "context.set_tensor_address(name, ptr) for each tensor, then execute_async_v3(stream)"
@@ -438,9 +452,10 @@ _INFERENCE_CALLS = frozenset({"do_inference", "do_inference_v2", "infer", "infer
 _SCRFD_WORDS = ("scrfd", "distance2bbox", "_feat_stride_fpn", "fmc", "feat_stride")
 
 
-def _output_lists(scope: ast.AST) -> set[str]:
-    """Names holding model outputs as a list: ORT session.run results, TensorRT host outputs."""
-    names = set()
+def _output_lists(scope: ast.AST) -> dict[str, tuple[int, int]]:
+    """Names holding model outputs as a list (ORT session.run results, TensorRT host outputs),
+    with where they first do."""
+    names: dict[str, tuple[int, int]] = {}
     for n in scope_nodes(scope):
         if not (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)):
             continue
@@ -452,10 +467,10 @@ def _output_lists(scope: ast.AST) -> set[str]:
             and len(v.args) == 2
         )
         trt = isinstance(v, ast.Call) and name_of(v.func) in _INFERENCE_CALLS
-        listed = isinstance(v, ast.ListComp) and any(w in text(v).lower() for w in ("host", "output"))
+        listed = isinstance(v, ast.ListComp) and "host" in text(v).lower()  # [o.host for o in outputs]
         held = isinstance(v, ast.Attribute) and "output" in v.attr.lower()  # net_outs = self.host_outputs
         if ort or trt or listed or held:
-            names.add(n.targets[0].id)
+            names.setdefault(n.targets[0].id, (n.end_lineno or 0, n.end_col_offset or 0))
     return names
 
 
@@ -474,7 +489,7 @@ def _counters(nodes: list[ast.AST]) -> set[str]:
     return names
 
 
-def _zips_strides(args: list[ast.expr], outputs: set[str]) -> bool:
+def _zips_strides(args: list[ast.expr], outputs: Collection[str]) -> bool:
     return any(isinstance(a, ast.Name) and a.id in outputs for a in args) and any(
         "stride" in text(a).lower() or isinstance(a, ast.List | ast.Tuple) for a in args
     )
@@ -495,7 +510,7 @@ def outputs_by_position(p: Program) -> Iterator[Hit]:
             continue
         nodes = list(scope_nodes(scope))
         counters = _counters(nodes)
-        for n in nodes:
+        for n in (n for n in nodes if position(n) > min(outputs.values())):
             if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in outputs:
                 index = n.slice
                 if (

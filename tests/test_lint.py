@@ -122,6 +122,31 @@ PAIRS = {
                 self.context = self.engine.create_execution_context()
         """,
     ),
+    "TRT002 a worker that only waits on a threading.Event": (
+        """
+        import threading
+        import pycuda.driver as cuda
+
+        def work(engine):
+            stop = threading.Event()
+            done = cuda.Event()  # LINT TRT002
+            stop.wait()
+
+        threading.Thread(target=work, args=(None,)).start()
+        """,
+        """
+        import threading
+        from threading import Event
+        import pycuda.driver as cuda
+
+        def work(engine):
+            stop = threading.Event()
+            other = Event()
+            stop.wait()
+
+        threading.Thread(target=work, args=(None,)).start()
+        """,
+    ),
     "TRT002 submit with the workbook's activate": (
         """
         import pycuda.driver as cuda

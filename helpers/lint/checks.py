@@ -18,7 +18,6 @@ from helpers.lint.program import (
     imported_modules,
     name_of,
     position,
-    scope_nodes,
     text,
 )
 
@@ -80,7 +79,7 @@ def engine_shape_sizes_buffer(p: Program) -> Iterator[Hit]:
         for t in n.targets
     }
     for scope in p.scopes:
-        yield from _engine_shape_flow(scope, engines)
+        yield from _engine_shape_flow(p.nodes_of(scope), engines)
 
 
 def _tested_against_constants(nodes: list[ast.AST]) -> set[str]:
@@ -100,8 +99,7 @@ def _tested_against_constants(nodes: list[ast.AST]) -> set[str]:
     return names
 
 
-def _engine_shape_flow(scope: ast.AST, engines: set[str]) -> Iterator[Hit]:
-    nodes = list(scope_nodes(scope))
+def _engine_shape_flow(nodes: list[ast.AST], engines: set[str]) -> Iterator[Hit]:
     checked = _tested_against_constants(nodes)
 
     def origin(expr: ast.AST, tainted: dict[str, int]) -> int | None:
@@ -167,12 +165,10 @@ def status_ignored(p: Program) -> Iterator[Hit]:
         ):
             yield n.value, f"{name_of(n.value.func)}() returns False on failure"
     for scope in p.scopes:
-        yield from _none_unchecked(scope)
+        yield from _none_unchecked(p.nodes_of(scope), p.parents)
 
 
-def _none_unchecked(scope: ast.AST) -> Iterator[Hit]:
-    nodes = list(scope_nodes(scope))
-    parents = {id(c): n for n in nodes for c in ast.iter_child_nodes(n)}
+def _none_unchecked(nodes: list[ast.AST], parents: dict[int, ast.AST]) -> Iterator[Hit]:
     for call in (n for n in nodes if isinstance(n, ast.Call) and name_of(n.func) in _MAY_BE_NONE):
         parent = parents.get(id(call))
         what = f"{name_of(call.func)}() returns None on failure"
@@ -277,8 +273,7 @@ def read_before_sync(p: Program) -> Iterator[Hit]:
     copy and the read sit in different functions are not judged."""
     syncing = {name for name, fs in p.functions.items() if any(p.first_call(f, SYNCS) for f in fs)}
     for scope in p.scopes:
-        nodes = list(scope_nodes(scope))
-        parents = {id(c): n for n in nodes for c in ast.iter_child_nodes(n)}
+        nodes, parents = p.nodes_of(scope), p.parents
         syncs = sorted(
             position(c)
             for c in nodes
@@ -367,26 +362,11 @@ _PRECISION_FLAGS = frozenset(
 _TRT_RECEIVER = ("engine", "context", "ctx", "builder", "config", "trt", "tensorrt", "runtime", "parser")
 
 
-def _version_guards(p: Program) -> set[int]:
-    """Nodes under `if hasattr(...)`, a version test or `except AttributeError`: compatibility code."""
-    guarded: set[int] = set()
-    for n in p.nodes:
-        if isinstance(n, ast.If | ast.IfExp):
-            test = text(n.test)
-            if "hasattr" in test or "getattr" in test or "version" in test.lower():
-                guarded |= {id(m) for m in ast.walk(n)}
-        elif isinstance(n, ast.Try) and any(
-            h.type is None or "AttributeError" in text(h.type) for h in n.handlers
-        ):
-            guarded |= {id(m) for s in n.body for m in ast.walk(s)}
-    return guarded
-
-
 def _removed(p: Program, table: dict[str, str]) -> Iterator[Hit]:
     if not (p.uses("tensorrt") or p.uses("pycuda")):
         return
     ours = set(p.functions)
-    guards = _version_guards(p)
+    guards = p.compatibility_code
     for n in p.nodes:
         if not isinstance(n, ast.Attribute) or n.attr not in table or n.attr in ours or id(n) in guards:
             continue
@@ -408,7 +388,7 @@ def removed_in_11(p: Program) -> Iterator[Hit]:
 
     Source: pyCore.cpp at v10.16 vs v11.0; NVIDIA's 'TensorRT 10.x to 11.x Python API patterns'."""
     yield from _removed(p, _REMOVED_IN_11)
-    guards = _version_guards(p)
+    guards = p.compatibility_code
     for n in p.nodes:
         if (
             isinstance(n, ast.Attribute)
@@ -429,7 +409,7 @@ def default_stream(p: Program) -> Iterator[Hit]:
     Source: NvInferRuntime.h enqueueV3 ('using the default stream may lead to performance issues
     due to additional cudaDeviceSynchronize() calls'); CUDA stream capture cannot use it."""
     for scope in p.scopes:
-        nodes = list(scope_nodes(scope))
+        nodes = p.nodes_of(scope)
         zeros = {
             text(t)
             for n in nodes
@@ -452,11 +432,11 @@ _INFERENCE_CALLS = frozenset({"do_inference", "do_inference_v2", "infer", "infer
 _SCRFD_WORDS = ("scrfd", "distance2bbox", "_feat_stride_fpn", "fmc", "feat_stride")
 
 
-def _output_lists(scope: ast.AST) -> dict[str, tuple[int, int]]:
+def _output_lists(nodes: list[ast.AST]) -> dict[str, tuple[int, int]]:
     """Names holding model outputs as a list (ORT session.run results, TensorRT host outputs),
     with where they first do."""
     names: dict[str, tuple[int, int]] = {}
-    for n in scope_nodes(scope):
+    for n in nodes:
         if not (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)):
             continue
         v = n.value
@@ -505,10 +485,10 @@ def outputs_by_position(p: Program) -> Iterator[Hit]:
     if not any(w in mentions for w in _SCRFD_WORDS):
         return
     for scope in p.scopes:
-        outputs = _output_lists(scope)
+        nodes = p.nodes_of(scope)
+        outputs = _output_lists(nodes)
         if not outputs:
             continue
-        nodes = list(scope_nodes(scope))
         counters = _counters(nodes)
         for n in (n for n in nodes if position(n) > min(outputs.values())):
             if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in outputs:

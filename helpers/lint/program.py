@@ -77,6 +77,20 @@ def name_of(func: ast.expr) -> str:
     return func.id if isinstance(func, ast.Name) else ""
 
 
+_AMBIGUOUS = frozenset({"Stream", "Event"})  # threading.Event, asyncio streams...
+_NOT_CUDA = ("threading", "multiprocessing", "asyncio", "queue")
+
+
+def named(call: ast.Call, names: frozenset[str]) -> bool:
+    """Whether `call` calls one of `names`; `Stream`/`Event` only through a CUDA module (`cuda.Event()`)."""
+    name = name_of(call.func)
+    if name not in names:
+        return False
+    if name in _AMBIGUOUS:
+        return isinstance(call.func, ast.Attribute) and not text(call.func.value).startswith(_NOT_CUDA)
+    return True
+
+
 def text(node: ast.AST) -> str:
     return ast.unparse(node)
 
@@ -115,9 +129,18 @@ class Program:
                 self.functions.setdefault(n.name, []).append(n)
         self.imports = [n for n in self.nodes if isinstance(n, ast.Import | ast.ImportFrom)]
         self.modules = {m for n in self.imports for m in imported_modules(n)}
+        self.parents = {id(c): n for n in self.nodes for c in ast.iter_child_nodes(n)}
+        self._scoped: dict[int, list[ast.AST]] = {}
+        self._first: dict[tuple[int, frozenset[str], int], ast.Call | None] = {}
+
+    def nodes_of(self, scope: ast.AST) -> list[ast.AST]:
+        """`scope_nodes(scope)`, computed once: every check walks the same scopes."""
+        if id(scope) not in self._scoped:
+            self._scoped[id(scope)] = list(scope_nodes(scope))
+        return self._scoped[id(scope)]
 
     def called(self, names: frozenset[str]) -> list[ast.Call]:
-        return [c for c in self.calls if name_of(c.func) in names]
+        return [c for c in self.calls if named(c, names)]
 
     def uses(self, prefix: str) -> bool:
         return any(m == prefix or m.startswith(prefix + ".") for m in self.modules)
@@ -125,6 +148,22 @@ class Program:
     @cached_property
     def scopes(self) -> list[ast.AST]:
         return [self.tree, *(f for fs in self.functions.values() for f in fs)]
+
+    @cached_property
+    def compatibility_code(self) -> set[int]:
+        """Nodes under `if hasattr(...)`, a version test or `except AttributeError`: code written
+        for several TensorRT versions, which the removed-API rules leave alone."""
+        guarded: set[int] = set()
+        for n in self.nodes:
+            if isinstance(n, ast.If | ast.IfExp):
+                test = text(n.test)
+                if "hasattr" in test or "getattr" in test or "version" in test.lower():
+                    guarded |= {id(m) for m in ast.walk(n)}
+            elif isinstance(n, ast.Try) and any(
+                h.type is None or "AttributeError" in text(h.type) for h in n.handlers
+            ):
+                guarded |= {id(m) for s in n.body for m in ast.walk(s)}
+        return guarded
 
     @cached_property
     def text_mentions(self) -> str:
@@ -189,15 +228,19 @@ class Program:
 
     def first_call(self, function: FunctionNode, names: frozenset[str], depth: int = 3) -> ast.Call | None:
         """The first call in `function` to one of `names`, or to a function of ours that makes one."""
-        calls = sorted((n for n in scope_nodes(function) if isinstance(n, ast.Call)), key=position)
-        for call in calls:
-            if name_of(call.func) in names:
-                return call
-            if depth and any(
-                self.first_call(f, names, depth - 1) for f in self.resolve(call.func) if f is not function
-            ):
-                return call
-        return None
+        key = (id(function), names, depth)
+        if key not in self._first:
+            self._first[key] = None  # a recursive program ends here
+            calls = sorted((n for n in self.nodes_of(function) if isinstance(n, ast.Call)), key=position)
+            self._first[key] = next((c for c in calls if self._reaches(c, function, names, depth)), None)
+        return self._first[key]
+
+    def _reaches(self, call: ast.Call, caller: FunctionNode, names: frozenset[str], depth: int) -> bool:
+        if named(call, names):
+            return True
+        return bool(depth) and any(
+            self.first_call(f, names, depth - 1) for f in self.resolve(call.func) if f is not caller
+        )
 
     def makes_context_current(self, function: FunctionNode) -> bool:
         """Whether `function` (or a function of ours it calls) pushes a context or imports one."""
@@ -205,7 +248,7 @@ class Program:
             return True
         return any(
             m in CONTEXT_IMPORTS
-            for n in scope_nodes(function)
+            for n in self.nodes_of(function)
             if isinstance(n, ast.Import | ast.ImportFrom)
             for m in imported_modules(n)
         )

@@ -289,7 +289,8 @@ PAIRS = {
         """
         import tensorrt as trt
 
-        def new(engine, context, config, stream):
+        def new(engine, context, config, stream, settings):
+            batch = settings.max_batch_size
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
             for i in range(engine.num_io_tensors):
                 print(engine.get_tensor_name(i))

@@ -359,6 +359,7 @@ _PRECISION_FLAGS = frozenset(
         "PREFER_PRECISION_CONSTRAINTS",
     }
 )
+_RECEIVERS = {"max_batch_size": ("engine", "builder")}  # a config of one's own has max_batch_size too
 _TRT_RECEIVER = ("engine", "context", "ctx", "builder", "config", "trt", "tensorrt", "runtime", "parser")
 
 
@@ -371,7 +372,7 @@ def _removed(p: Program, table: dict[str, str]) -> Iterator[Hit]:
         if not isinstance(n, ast.Attribute) or n.attr not in table or n.attr in ours or id(n) in guards:
             continue
         receiver = text(n.value).lower()
-        if any(w in receiver for w in _TRT_RECEIVER):
+        if any(w in receiver for w in _RECEIVERS.get(n.attr, _TRT_RECEIVER)):
             yield n, f"{n.attr} -> {table[n.attr]}"
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 _TRT = "https://github.com/NVIDIA/TensorRT/issues/"
 _PYCUDA = "https://github.com/inducer/pycuda/issues/"
+_NVDOCS = "https://docs.nvidia.com/deeplearning/tensorrt/latest/"
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Rule:
         seen = "".join(f"\n  - {s}" for s in self.sources)
         return (
             f"{self.code}: {self.message}\n\nwhy it fails on a GPU:\n  {self.why}\n\nfix:\n  {self.fix}"
-            f"\n\nchapter: {self.chapter}" + (f"\n\npublic reports:{seen}" if seen else "")
+            f"\n\nchapter: {self.chapter}" + (f"\n\npublic reports and docs:{seen}" if seen else "")
         )
 
 
@@ -134,6 +135,7 @@ RULES: dict[str, Rule] = {
             "TensorRT 11.0 removed weak typing (the precision BuilderFlags) and the platform_has_* "
             "queries: every network is strongly typed, FP16 comes from an FP16 ONNX (ModelOpt AutoCast).",
             _CH02,
+            (_NVDOCS + "api/migration/tensorrt-10x-to-11x-python-api-patterns.html",),
         ),
         Rule(
             "TRT008",
@@ -142,6 +144,7 @@ RULES: dict[str, Rule] = {
             "The legacy default stream synchronises with every other stream of the context, serialising "
             "workers, and cannot be captured into a CUDA graph; TensorRT warns that it adds syncs.",
             _CH05,
+            ("https://github.com/NVIDIA/TensorRT/blob/v10.13.0/include/NvInferRuntime.h (enqueueV3)",),
         ),
         Rule(
             "TRT009",

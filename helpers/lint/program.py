@@ -151,13 +151,14 @@ class Program:
 
     @cached_property
     def compatibility_code(self) -> set[int]:
-        """Nodes under `if hasattr(...)`, a version test or `except AttributeError`: code written
-        for several TensorRT versions, which the removed-API rules leave alone."""
+        """Nodes under `if hasattr(...)`, a version test, a test of a flag's presence (`if
+        plan.fp16_flag:`) or `except AttributeError`: code written for several TensorRT versions,
+        which the removed-API rules leave alone."""
         guarded: set[int] = set()
         for n in self.nodes:
             if isinstance(n, ast.If | ast.IfExp):
                 test = text(n.test)
-                if "hasattr" in test or "getattr" in test or "version" in test.lower():
+                if any(w in test.lower() for w in ("hasattr", "getattr", "version", "flag")):
                     guarded |= {id(m) for m in ast.walk(n)}
             elif isinstance(n, ast.Try) and any(
                 h.type is None or "AttributeError" in text(h.type) for h in n.handlers

@@ -285,12 +285,14 @@ PAIRS = {
             for i in range(engine.num_bindings):  # LINT TRT006
                 print(engine.get_binding_name(i))  # LINT TRT006
             ok = context.execute_async_v2(bindings, stream.handle)  # LINT TRT006
+            done = self.context.execute(1, bindings)  # LINT TRT006
         """,
         """
         import tensorrt as trt
 
-        def new(engine, context, config, stream, settings):
+        def new(engine, context, config, stream, settings, cursor):
             batch = settings.max_batch_size
+            cursor.execute("select 1")
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
             for i in range(engine.num_io_tensors):
                 print(engine.get_tensor_name(i))

@@ -326,6 +326,7 @@ _REMOVED_IN_10 = {
     "num_bindings": "engine.num_io_tensors",
     "execute_async_v2": _V3,
     "execute_async": _V3,
+    "execute": _V3,
     "build_engine": _SERIALIZED,
     "build_cuda_engine": _SERIALIZED,
     "max_workspace_size": "config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, nbytes)",
@@ -359,7 +360,10 @@ _PRECISION_FLAGS = frozenset(
         "PREFER_PRECISION_CONSTRAINTS",
     }
 )
-_RECEIVERS = {"max_batch_size": ("engine", "builder")}  # a config of one's own has max_batch_size too
+_RECEIVERS = {  # names common outside TensorRT too: a config's max_batch_size, a cursor's execute
+    "max_batch_size": ("engine", "builder"),
+    "execute": ("context",),
+}
 _TRT_RECEIVER = ("engine", "context", "ctx", "builder", "config", "trt", "tensorrt", "runtime", "parser")
 
 

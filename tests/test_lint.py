@@ -391,6 +391,28 @@ PAIRS = {
                 return {n: net_outs[n] for n in self.output_names}
         """,
     ),
+    "TRT009 (host, device) pairs appended per output": (
+        """
+        import pycuda.driver as cuda
+
+        def scrfd_buffers(engine, names):
+            outputs = []
+            for name in names:
+                host = cuda.pagelocked_empty(16, "float32")
+                outputs.append((host, cuda.mem_alloc(host.nbytes)))
+            return outputs[0][0]  # LINT TRT009
+        """,
+        """
+        import pycuda.driver as cuda
+
+        def scrfd_buffers(engine, names):
+            outputs = {}
+            for name in names:
+                host = cuda.pagelocked_empty(16, "float32")
+                outputs[name] = (host, cuda.mem_alloc(host.nbytes))
+            return outputs["score_8"][0]
+        """,
+    ),
     "TRT005 cuda-python, the copy kind in a variable": (
         """
         from cuda.bindings import runtime as cudart

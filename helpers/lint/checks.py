@@ -441,6 +441,11 @@ def _output_lists(nodes: list[ast.AST]) -> dict[str, tuple[int, int]]:
     """Names holding model outputs as a list (ORT session.run results, TensorRT host outputs),
     with where they first do."""
     names: dict[str, tuple[int, int]] = {}
+    for n in nodes:  # outputs.append((host, device)) per engine output
+        if isinstance(n, ast.Call) and name_of(n.func) == "append" and isinstance(n.func, ast.Attribute):
+            target = n.func.value
+            if isinstance(target, ast.Name) and "out" in target.id.lower() and "host" in text(n).lower():
+                names.setdefault(target.id, (n.end_lineno or 0, n.end_col_offset or 0))
     for n in nodes:
         if not (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)):
             continue

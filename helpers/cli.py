@@ -401,6 +401,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lint(args: argparse.Namespace) -> int:
+    from helpers.lint import lint_paths
+    from helpers.lint.report import explain, format_text, to_json
+
+    if args.explain:
+        print(explain(args.explain))
+        return 0
+    if not args.paths:
+        raise UserError("lint needs a script, folder or notebook to check, or --explain CODE")
+    result = lint_paths(args.paths)
+    print(to_json(result) if args.json else format_text(result))
+    for line in result.errors:
+        print(f"error: {line}", file=sys.stderr)
+    return result.status
+
+
 def cmd_samples(args: argparse.Namespace) -> int:
     from helpers.samples import all_samples
 
@@ -575,6 +591,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", metavar="TEXT", help="an error message or a whole pasted log to explain")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser(
+        "lint",
+        help="find the seed's TensorRT/pycuda mistakes in your own scripts and notebooks, by line",
+        description="Static checks (ast only; your code is never imported or run). Exit 0: clean, "
+        "1: findings, 2: a file could not be read or parsed.",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help=".py files, .ipynb notebooks or folders")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the lines")
+    p.add_argument("--explain", metavar="CODE", help="a rule's cause, fix, chapter and public reports")
+    p.set_defaults(func=cmd_lint)
 
     p = sub.add_parser("samples", help="generate the project's sample images into data/samples/")
     p.set_defaults(func=cmd_samples)

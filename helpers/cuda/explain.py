@@ -28,6 +28,7 @@ class Explanation:
     see: str
     title: str = ""  # the heading, where the first pattern does not name every text the row knows
     sources: tuple[str, ...] = ()  # public reports where users met this failure
+    lint: tuple[str, ...] = ()  # `python -m helpers lint` rules that find this mistake in a script
 
     @property
     def heading(self) -> str:
@@ -43,7 +44,13 @@ class Explanation:
 
     def __str__(self) -> str:
         seen = f"\n  seen:  {', '.join(self.sources)}" if self.sources else ""
-        return f"{self.heading}\n  cause: {self.cause}\n  fix:   {self.fix}\n  see:   {self.see}{seen}"
+        lint = (
+            f"\n  lint:  `python -m helpers lint YOUR_SCRIPT.py` finds it as {', '.join(self.lint)}"
+            f" (`python -m helpers lint --explain {self.lint[0]}`)"
+            if self.lint
+            else ""
+        )
+        return f"{self.heading}\n  cause: {self.cause}\n  fix:   {self.fix}\n  see:   {self.see}{seen}{lint}"
 
 
 _TRT = "https://github.com/NVIDIA/TensorRT/issues/"
@@ -66,6 +73,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         _CONTEXT_FIX,
         "notebooks/03_cuda_context_setup.ipynb",
         sources=(f"{_TRT}4427", f"{_TRT}4191", "https://github.com/microsoft/onnxruntime/pull/24010"),
+        lint=("TRT001", "TRT002"),
     ),
     Explanation(
         ("Internal cuTensor permutate execute failed", "cuTensor permutate"),
@@ -77,6 +85,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "For 'invalid resource handle': " + _CONTEXT_FIX + " For 'no kernel image': " + _NEWER_ENV,
         "notebooks/03_cuda_context_setup.ipynb",
         sources=(f"{_TRT}4427", "https://github.com/NVIDIA/Stable-Diffusion-WebUI-TensorRT/issues/165"),
+        lint=("TRT001", "TRT002"),
     ),
     Explanation(
         (
@@ -150,6 +159,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "pycuda.autoprimaryctx on the main thread), and push it in worker threads.",
         "notebooks/03_cuda_context_setup.ipynb",
         sources=("https://github.com/OpenPPL/ppq/issues/511",),
+        lint=("TRT010", "TRT002"),
     ),
     Explanation(
         ("failed: not initialized", "initialization error", "CUDA_ERROR_NOT_INITIALIZED"),
@@ -207,6 +217,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
             "https://github.com/OpenPPL/ppq/issues/461",
             "https://github.com/Star-Clouds/CenterFace/issues/71",
         ),
+        lint=("TRT003",),
     ),
     Explanation(
         (
@@ -306,6 +317,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "each enqueue, and again after reallocating a buffer.",
         "notebooks/05_execute_v2_vs_v3.ipynb",
         sources=("https://github.com/hamdiboukamcha/Yolo-V11-cpp-TensorRT/issues/6",),
+        lint=("TRT004",),
     ),
     Explanation(
         (
@@ -323,6 +335,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "notebooks/04_binding_allocation.ipynb",
         "TensorRT 8 API removed in TensorRT 10 (bindings, execute_async_v2, build_engine)",
         sources=(f"{_TRT}3965",),
+        lint=("TRT006",),
     ),
     Explanation(
         (
@@ -337,6 +350,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "(keep_io_types=True) and build normally.",
         "notebooks/04_binding_allocation.ipynb",
         "TensorRT 10 API removed in TensorRT 11 (EXPLICIT_BATCH, platform_has_fast_fp16, FP16 flag)",
+        lint=("TRT007",),
     ),
     Explanation(
         ("module 'tensorrt' has no attribute", "libnvinfer"),
@@ -363,6 +377,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "poison outputs with NaN (HostDeviceBuffer.poison) to see unwritten ones, map "
         "outputs by tensor name, and look for 'invalid resource handle' in the log.",
         "notebooks/05_execute_v2_vs_v3.ipynb",
+        lint=("TRT004", "TRT005", "TRT009"),
     ),
     Explanation(
         ("an illegal memory access was encountered", "CUDA_ERROR_ILLEGAL_ADDRESS", "cudaErrorIllegalAddress"),
@@ -373,6 +388,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "must return []), keep them alive until the stream synchronized, restart the process.",
         "notebooks/05_execute_v2_vs_v3.ipynb",
         sources=(f"{_TRT}1469",),
+        lint=("TRT003",),
     ),
     Explanation(
         ("operation not permitted when stream is capturing", "StreamCapture", "STREAM_CAPTURE"),

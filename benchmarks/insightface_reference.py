@@ -8,6 +8,7 @@ loaded; they need numpy, opencv, onnx and onnxruntime, which the workbook has.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import sys
@@ -29,6 +30,7 @@ def insightface_version() -> str | None:
         return None
 
 
+@functools.cache
 def scrfd_module() -> types.ModuleType:
     """`insightface.model_zoo.scrfd`, imported without running the package's `__init__`."""
     spec = importlib.util.find_spec("insightface")

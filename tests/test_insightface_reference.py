@@ -1,0 +1,57 @@
+"""The benchmarks' reference is insightface 2.x's own SCRFD, and it finds what helpers finds."""
+
+from __future__ import annotations
+
+import onnxruntime as ort
+import pytest
+from insightface_reference import INSTALL, RecordedSession, insightface_scrfd, insightface_version
+from prepost import warm_up
+from test_parity import assert_same_faces
+
+from helpers.detector import Detector
+from helpers.images import read_image
+from helpers.ort_backend import OnnxRuntimeBackend
+from helpers.samples import sample_path
+
+needs_insightface = pytest.mark.skipif(
+    not insightface_version(), reason=f"insightface 2.x not installed ({INSTALL})"
+)
+
+
+def session(model_path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+
+
+@needs_insightface
+@pytest.mark.parametrize("image", ["astronaut.png", "crowd48.png"])
+def test_insightface_2x_finds_the_faces_helpers_finds(model_path, image):
+    img = read_image(sample_path(image))
+    real = insightface_scrfd(session(model_path))
+    size = real.static_input_size or (640, 640)
+    det, kps = real.detect(img, input_size=size)
+    assert_same_faces(det, kps, Detector(OnnxRuntimeBackend(model_path), size).detect(img))
+
+
+@needs_insightface
+def test_insightface_2x_runs_dynamic_models_at_two_sizes_by_default(model_path):
+    real = insightface_scrfd(session(model_path))
+    expected = [real.static_input_size] if real.static_input_size else [(128, 128), (640, 640)]
+    assert real.input_sizes == expected  # the two scales the notebooks attribute to 2.x
+
+
+def test_recorded_session_runs_once_per_shape(model_path):
+    recorded = RecordedSession(session(model_path))
+    blob = Detector(OnnxRuntimeBackend(model_path), (640, 640))._prep(
+        read_image(sample_path("astronaut.png")), (640, 640)
+    )[0]
+    name = recorded.get_inputs()[0].name
+    outputs = [o.name for o in recorded.get_outputs()]
+    first = recorded.run(outputs, {name: blob})
+    assert recorded.run(outputs, {name: blob}) is first and list(recorded.recorded) == [blob.shape]
+
+
+def test_warm_up_runs_every_case_before_anything_is_timed():
+    calls: list[str] = []
+    cases = [{s: (lambda s=s: calls.append(s)) for s in (f"{c}a", f"{c}b")} for c in "xy"]
+    warm_up(cases, calls=3)
+    assert calls == ["xa"] * 3 + ["xb"] * 3 + ["ya"] * 3 + ["yb"] * 3

@@ -45,6 +45,17 @@ def scrfd_module() -> types.ModuleType:
     return importlib.import_module("insightface.model_zoo.scrfd")
 
 
+def insightface_missing() -> str | None:
+    """Why insightface 2.x's SCRFD cannot be loaded here (one line), or None when it can."""
+    if not insightface_version():
+        return f"insightface 2.x not installed ({INSTALL})"
+    try:
+        scrfd_module()
+    except ImportError as exc:
+        return f"insightface {insightface_version()} installed, but its SCRFD module cannot load: {exc}"
+    return None
+
+
 class RecordedSession:
     """An ONNX Runtime session that runs once per input shape, then replays those outputs.
 

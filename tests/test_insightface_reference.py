@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnxruntime as ort
 import pytest
-from insightface_reference import INSTALL, RecordedSession, insightface_scrfd, insightface_version
+from insightface_reference import RecordedSession, insightface_missing, insightface_scrfd
 from prepost import warm_up
 from test_parity import assert_same_faces
 
@@ -13,9 +13,7 @@ from helpers.images import read_image
 from helpers.ort_backend import OnnxRuntimeBackend
 from helpers.samples import sample_path
 
-needs_insightface = pytest.mark.skipif(
-    not insightface_version(), reason=f"insightface 2.x not installed ({INSTALL})"
-)
+needs_insightface = pytest.mark.skipif(bool(insightface_missing()), reason=insightface_missing() or "")
 
 
 def session(model_path) -> ort.InferenceSession:
@@ -55,3 +53,22 @@ def test_warm_up_runs_every_case_before_anything_is_timed():
     cases = [{s: (lambda s=s: calls.append(s)) for s in (f"{c}a", f"{c}b")} for c in "xy"]
     warm_up(cases, calls=3)
     assert calls == ["xa"] * 3 + ["xb"] * 3 + ["ya"] * 3 + ["yb"] * 3
+
+
+def test_gpu_report_says_where_it_was_recorded_and_which_insightface():
+    from helpers.gpu.report import format_report
+
+    m = {"reference_pre": 1.5, "reference_post": 0.9, "ours_pre": 0.5, "ours_post": 0.1, "insightface": 2.75}
+    row = {
+        "frame": "640x480",
+        "faces": {"cpu": 6, "gpu": 6},
+        "median_ms": m | {"gpu": 0.2, "gpu_graph": 0.15, "gpu_graph_pinned": 0.1},
+        "cuda_event_ms": {},
+        "ratios": {},
+    }
+    machine = {"cpu": "16 x Some CPU", "gpu": "NVIDIA H200", "cupy": "14.2.0"}
+    report = {"results": [row], "machine": machine, "repeat": 9, "model": "m.onnx", "command": "python x"}
+    old = format_report(report)
+    assert old.startswith("recorded on NVIDIA H200") and "2.750" not in old and "before warm-ups" in old
+    new = format_report(report | {"insightface": "2.1", "warm_up": "every case"})
+    assert "2.750" in new and "insightface 2.1" in new and "every case warmed up first" in new

@@ -25,17 +25,28 @@ def load_report(path: Path = REPORT) -> dict[str, Any] | None:
 def format_report(report: dict[str, Any]) -> str:
     """Medians per frame (wall), the ratios, the CUDA-event laps and the machine, as text."""
     rows, machine = report["results"], report["machine"]
+    real = report.get("insightface") and all("insightface" in r["median_ms"] for r in rows)
     lines = [
-        "pre+post per frame, median ms (wall)",
-        f"{'frame':<11}{'faces':>6}{'reference':>11}{'cpu':>9}" + "".join(f"{g:>18}" for g in GPU_STEPS),
+        f"recorded on {machine['gpu']} ({machine['cpu']}): pre+post per frame, median ms (wall)",
+        f"{'frame':<11}{'faces':>6}"
+        + (f"{'insightface':>13}" if real else "")
+        + f"{'reference':>11}{'cpu':>9}"
+        + "".join(f"{g:>18}" for g in GPU_STEPS),
     ]
     for r in rows:
         m = r["median_ms"]
         ref, ours = m["reference_pre"] + m["reference_post"], m["ours_pre"] + m["ours_post"]
         lines.append(
-            f"{r['frame']:<11}{r['faces']['gpu']:>6}{ref:>11.3f}{ours:>9.3f}"
+            f"{r['frame']:<11}{r['faces']['gpu']:>6}"
+            + (f"{m['insightface']:>13.3f}" if real else "")
+            + f"{ref:>11.3f}{ours:>9.3f}"
             + "".join(f"{m[g]:>18.3f}" for g in GPU_STEPS)
         )
+    lines.append(
+        f"insightface = insightface {report['insightface']}'s SCRFD.detect; reference = a re-implementation"
+        if real
+        else "reference = benchmarks/scrfd_reference.py (insightface's pipeline re-implemented)"
+    )
     lines.append("ratios (reference or cpu time / the other's; above 1: the other is faster)")
     lines += [f"{r['frame']:<11}" + "  ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items()) for r in rows]
     lines.append("CUDA events, median ms")
@@ -44,8 +55,9 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(
                 f"{r['frame']:<11}{variant:<11}" + "  ".join(f"{k} {v:.4f}" for k, v in laps.items())
             )
+    warmed = "every case warmed up first" if report.get("warm_up") else "recorded before warm-ups were added"
     lines.append(
-        f"({report['repeat']} runs each, model {report['model']}; {machine['cpu']}; {machine['gpu']}, "
-        f"CuPy {machine['cupy']}; made by: {report['command']})"
+        f"({report['repeat']} runs each, {warmed}, model {report['model']}; {machine['cpu']}; "
+        f"{machine['gpu']}, CuPy {machine['cupy']}; made by: {report['command']})"
     )
     return "\n".join(lines)

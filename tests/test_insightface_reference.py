@@ -72,3 +72,23 @@ def test_gpu_report_says_where_it_was_recorded_and_which_insightface():
     assert old.startswith("recorded on NVIDIA H200") and "2.750" not in old and "before warm-ups" in old
     new = format_report(report | {"insightface": "2.1", "warm_up": "every case"})
     assert "2.750" in new and "insightface 2.1" in new and "every case warmed up first" in new
+
+
+def test_speed_table_reads_every_number_from_the_report():
+    from helpers.gpu.report import speed_table
+
+    m = {"reference_pre": 1.5, "reference_post": 0.9, "ours_pre": 0.5, "ours_post": 0.1}
+    gpu = {"gpu": 0.2, "gpu_graph": 0.15, "gpu_graph_pinned": 0.1}
+    report = {"results": [{"frame": "640x480", "median_ms": m | gpu}]}
+    row = speed_table(report).splitlines()[2]
+    assert (
+        row == "| 640×480 | 2.40 ms | 0.60 ms (4.0×) | 0.20 ms (12.0×) | 0.15 ms (16.0×) | 0.10 ms (24.0×) |"
+    )
+    report = {
+        "insightface": "2.1",
+        "results": [{"frame": "640x480", "median_ms": m | gpu | {"insightface": 3.0}}],
+    }
+    table = speed_table(report).splitlines()
+    assert "insightface 2.1 (CPU)" in table[0] and table[2].startswith(
+        "| 640×480 | 3.00 ms | 2.40 ms | 0.60 ms (5.0×)"
+    )

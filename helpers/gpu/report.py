@@ -61,3 +61,37 @@ def format_report(report: dict[str, Any]) -> str:
         f"{machine['gpu']}, CuPy {machine['cupy']}; made by: {report['command']})"
     )
     return "\n".join(lines)
+
+
+def speed_table(report: dict[str, Any]) -> str:
+    """The README's GPU Speed table (markdown), every number and ratio read from `report`."""
+    real = bool(report.get("insightface")) and all("insightface" in r["median_ms"] for r in report["results"])
+    first = [f"insightface {report['insightface']} (CPU)"] if real else []
+    head = [
+        *first,
+        "re-implementation (CPU)",
+        "`helpers` CPU",
+        "GPU",
+        "GPU + CUDA graph",
+        "graph, frame pinned",
+    ]
+    lines = ["| frame | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(head)]
+    for r in report["results"]:
+        m = r["median_ms"]
+        base = m["insightface"] if real else m["reference_pre"] + m["reference_post"]
+        ours = m["ours_pre"] + m["ours_post"]
+        cells = [m["insightface"]] if real else []
+        cells += [m["reference_pre"] + m["reference_post"], ours, *(m[g] for g in GPU_STEPS)]
+        text = [
+            f"{v:.2f} ms" if i < len(first) + 1 else f"{v:.2f} ms ({base / v:.1f}×)"
+            for i, v in enumerate(cells)
+        ]
+        lines.append(f"| {r['frame'].replace('x', '×')} | " + " | ".join(text) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m helpers.gpu.report: the Speed table of the recorded report
+    recorded = load_report()
+    print(
+        speed_table(recorded) if recorded else f"no report at {REPORT}: run benchmarks/gpu_prepost.py --json"
+    )

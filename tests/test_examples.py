@@ -1,0 +1,86 @@
+"""The seed script and its fix in examples/: their pure parts, their TensorRT calls, the notebook's diffs.
+
+The scripts need pycuda and a GPU (scripts/your_script_fixed_run.py runs them there); here the
+shared plain module runs against trtemu (the TensorRT API emulator, not TensorRT) in its
+fake-GPU mode, and its decode must count the same faces as the workbook's detector.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import py_compile
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+from test_trtemu_api import TRTEMU
+
+EXAMPLES = ROOT / "examples"
+NOTEBOOK = ROOT / "notebooks" / "05b_your_script_fixed.ipynb"
+
+
+@pytest.mark.parametrize("script", ["seed_worker_threads.py", "seed_worker_threads_fixed.py"])
+def test_the_examples_compile(script):
+    py_compile.compile(str(EXAMPLES / script), doraise=True)
+
+
+def test_every_diff_in_05b_matches_the_two_scripts():
+    before = {line.strip() for line in (EXAMPLES / "seed_worker_threads.py").read_text().splitlines()}
+    after = {line.strip() for line in (EXAMPLES / "seed_worker_threads_fixed.py").read_text().splitlines()}
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    diffs = [d for c in cells for d in re.findall(r"```diff\n(.*?)```", "".join(c["source"]), re.S)]
+    assert len(diffs) == 6
+    for diff in diffs:
+        for line in diff.splitlines():
+            sign, text = line[:1], line[1:].strip()
+            if sign == "-":
+                assert text in before and text not in after, f"removed line not as in the scripts: {text}"
+            elif sign == "+":
+                assert text in after, f"added line not in the fixed script: {text}"
+            else:
+                assert text in before and text in after, f"context line not in both scripts: {text}"
+
+
+@pytest.mark.skipif(not (TRTEMU / "tensorrt").is_dir(), reason=f"trtemu not found at {TRTEMU}")
+def test_the_plain_module_builds_under_trtemu_and_counts_the_workbooks_faces(default_model):
+    code = """
+import json, sys
+from pathlib import Path
+import cv2, onnxruntime as ort, tensorrt as trt
+assert trt.__trtemu__
+import plain_scrfd as p
+from helpers.detector import Detector
+from helpers.ort_backend import OnnxRuntimeBackend
+from helpers.samples import sample_path
+model = Path(sys.argv[1])
+engine = p.load_engine(model, trt.Logger(trt.Logger.WARNING))
+name, outputs = p.io_names(engine)
+context = engine.create_execution_context()
+shape_ok = context.set_input_shape(name, (1, 3, p.SIZE, p.SIZE))
+session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+counts = {}
+for sample in ("crowd48.png", "astronaut.png"):
+    image = cv2.imread(str(sample_path(sample)))
+    blob, _ = p.letterbox(image)
+    raw = dict(zip([o.name for o in session.get_outputs()], session.run(None, {name: blob})))
+    ours = len(Detector(OnnxRuntimeBackend(model), (640, 640), 0.5, 0.4).detect(image))
+    counts[sample] = [p.count_faces(*p.by_shape(raw)), ours]
+print(json.dumps({"outputs": outputs, "shape_ok": shape_ok, "counts": counts}))
+"""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TRTEMU), str(EXAMPLES), str(ROOT)]),
+        "TRTEMU_DEV_FAKE_GPU": "NVIDIA H200,9.0",
+        "TRTEMU_QUIET": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(default_model)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["shape_ok"] and len(report["outputs"]) >= 6
+    for plain, ours in report["counts"].values():
+        assert plain == ours > 0

@@ -18,6 +18,8 @@ import pytest
 from conftest import ROOT
 from test_trtemu_api import TRTEMU
 
+from helpers.samples import sample_path
+
 EXAMPLES = ROOT / "examples"
 NOTEBOOK = ROOT / "notebooks" / "05b_your_script_fixed.ipynb"
 
@@ -84,3 +86,34 @@ print(json.dumps({"outputs": outputs, "shape_ok": shape_ok, "counts": counts}))
     assert report["shape_ok"] and len(report["outputs"]) >= 6
     for plain, ours in report["counts"].values():
         assert plain == ours > 0
+
+
+def _run_example(script: str, model) -> list[dict]:
+    command = [sys.executable, str(EXAMPLES / script), "--model", str(model), "--workers", "2"]
+    command += ["--image", str(sample_path("crowd48.png")), "--frames", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    workers = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(workers) == 2, result.stdout[-2000:] + result.stderr[-3000:]
+    return workers
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+def test_on_a_gpu_the_seed_finds_nothing_and_the_fixed_script_finds_every_face(default_model):
+    """The seed's failure and its fix, end to end (TensorRT or trtemu, with pycuda and a GPU)."""
+    from helpers.trt.backend import tensorrt_available
+
+    ok, why = tensorrt_available()
+    if not ok:
+        pytest.skip(f"TensorRT not installed or not usable here: {why}")
+    pytest.importorskip("pycuda.driver", reason="pycuda is not installed")
+    from helpers.detector import Detector
+    from helpers.images import read_image
+    from helpers.ort_backend import OnnxRuntimeBackend
+
+    crowd = read_image(sample_path("crowd48.png"))
+    want = len(Detector(OnnxRuntimeBackend(default_model), (640, 640)).detect(crowd))
+    seed = _run_example("seed_worker_threads.py", default_model)
+    assert all(w["faces"] == 0 and w["errors"] == [] for w in seed), seed  # the silent failure
+    fixed = _run_example("seed_worker_threads_fixed.py", default_model)
+    assert all(w["faces"] == want > 0 and w["errors"] == [] for w in fixed), fixed

@@ -7,6 +7,7 @@ greedy NMS with pixel-inclusive areas); it counts faces, which is all the exampl
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,22 @@ import tensorrt as trt
 SIZE = 640  # the square input both examples run at
 STRIDES = (8, 16, 32)
 ANCHORS = 2  # SCRFD's anchors per cell
+
+
+def arguments(doc: str, device: bool = False) -> tuple[argparse.Namespace, np.ndarray]:
+    """Both scripts' command line, and the frame every worker runs (one photo, as a stand-in video)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="SCRFD .onnx (built here) or a plan")
+    parser.add_argument("--image", type=Path, required=True)
+    parser.add_argument("--workers", type=int, default=2, help="one thread per video stream")
+    parser.add_argument("--frames", type=int, default=3, help="frames each worker runs")
+    if device:
+        parser.add_argument("--device", type=int, default=0, help="CUDA device ordinal")
+    args = parser.parse_args()
+    image = cv2.imread(str(args.image))
+    if image is None:
+        raise SystemExit(f"{args.image}: not a readable image")
+    return args, image
 
 
 def load_engine(model: Path, logger: trt.ILogger) -> trt.ICudaEngine:

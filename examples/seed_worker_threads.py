@@ -12,32 +12,20 @@ notebooks/05b_your_script_fixed.ipynb walks through the changes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pycuda.autoinit  # noqa: F401  (mistake: a private context, current on the main thread only)
 import pycuda.driver as cuda
 import tensorrt as trt
-from plain_scrfd import SIZE, STRIDES, count_faces, io_names, letterbox, load_engine
+from plain_scrfd import SIZE, STRIDES, arguments, count_faces, io_names, letterbox, load_engine
 
 LOGGER = trt.Logger(trt.Logger.WARNING)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="SCRFD .onnx (built here) or a plan")
-    parser.add_argument("--image", type=Path, required=True)
-    parser.add_argument("--workers", type=int, default=2, help="one thread per video stream")
-    parser.add_argument("--frames", type=int, default=3, help="frames each worker runs")
-    args = parser.parse_args()
-    image = cv2.imread(str(args.image))
-    if image is None:
-        raise SystemExit(f"{args.image}: not a readable image")
-
+    args, image = arguments(__doc__)
     engine = load_engine(args.model, LOGGER)
     input_name, output_names = io_names(engine)
     setup = engine.create_execution_context()

@@ -14,16 +14,13 @@ The changes from `seed_worker_threads.py`, each explained in a notebook chapter
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pycuda.driver as cuda
 import tensorrt as trt
-from plain_scrfd import by_shape, count_faces, io_names, letterbox, load_engine
+from plain_scrfd import arguments, by_shape, count_faces, io_names, letterbox, load_engine
 
 NAN_BITS = 0x7FC00000  # a float32 quiet NaN, for memset_d32
 NON_BLOCKING = 1  # CU_STREAM_NON_BLOCKING: no implicit syncs with the legacy default stream
@@ -90,16 +87,7 @@ def run_frames(engine: trt.ICudaEngine, log: ErrorLog, blob: np.ndarray, frames:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="SCRFD .onnx (built here) or a plan")
-    parser.add_argument("--image", type=Path, required=True)
-    parser.add_argument("--workers", type=int, default=2, help="one thread per video stream")
-    parser.add_argument("--frames", type=int, default=3, help="frames each worker runs")
-    parser.add_argument("--device", type=int, default=0, help="CUDA device ordinal")
-    args = parser.parse_args()
-    image = cv2.imread(str(args.image))
-    if image is None:
-        raise SystemExit(f"{args.image}: not a readable image")
+    args, image = arguments(__doc__, device=True)
     blob, _ = letterbox(image)
 
     cuda.init()

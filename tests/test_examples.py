@@ -117,3 +117,24 @@ def test_on_a_gpu_the_seed_finds_nothing_and_the_fixed_script_finds_every_face(d
     assert all(w["faces"] == 0 and w["errors"] == [] for w in seed), seed  # the silent failure
     fixed = _run_example("seed_worker_threads_fixed.py", default_model)
     assert all(w["faces"] == want > 0 and w["errors"] == [] for w in fixed), fixed
+
+
+@pytest.mark.skipif(not (TRTEMU / "tensorrt").is_dir(), reason=f"trtemu not found at {TRTEMU}")
+@pytest.mark.parametrize("script", ["seed_worker_threads.py", "seed_worker_threads_fixed.py"])
+def test_the_command_line_of_both_scripts(script, tmp_path):
+    """--help and a bad --image, with an empty stand-in for pycuda (absent here) and trtemu as tensorrt."""
+    (tmp_path / "pycuda").mkdir()
+    for module in ("__init__", "autoinit", "driver"):
+        (tmp_path / "pycuda" / f"{module}.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(TRTEMU)]), "TRTEMU_QUIET": "1"}
+
+    def run(*args):
+        command = [sys.executable, str(EXAMPLES / script), *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    usage = run("--help")
+    assert usage.returncode == 0
+    assert all(f"--{a}" in usage.stdout for a in ("model", "image", "workers", "frames"))
+    bad = run("--model", "m.onnx", "--image", str(tmp_path / "none.jpg"))
+    assert bad.returncode == 1  # OpenCV may warn first; the script's own message is one line
+    assert bad.stderr.strip().splitlines()[-1] == f"{tmp_path / 'none.jpg'}: not a readable image"

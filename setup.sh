@@ -35,6 +35,9 @@ else
   # Type stubs only: the `tensorrt` they depend on downloads from NVIDIA's own index.
   pip_install --no-deps "tensorrt-stubs==10.13.0.35.1"
   .venv/bin/python scripts/fix_trt_stubs.py .typings >/dev/null  # stubs mypy can parse
+  # insightface 2.x's own SCRFD, the benchmarks' reference. --no-deps: its opencv-python must not
+  # join our opencv-python-headless, and its SCRFD module needs nothing the workbook lacks.
+  pip_install --no-deps "insightface==2.1"
 fi
 step "Jupyter kernel"
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null

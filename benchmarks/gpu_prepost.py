@@ -6,7 +6,10 @@ input; its outputs then stay in the device buffers (helpers.gpu.host_engine.Host
 GPU post-processing reads real SCRFD outputs in device memory and nothing else is timed: no
 TensorRT needed (trtemu not either). GPU wall times include staging the frame into pinned
 memory, the upload, both kernels, the wait, the candidate download and NMS; CUDA-event times
-come from a separate timed pass. Run from the repository root, on the GPU machine:
+come from a separate timed pass. Every frame's cases (CPU and GPU) are built and warmed up before
+the first is timed, so no case pays the process's warm-up. The reference is insightface 2.x's
+own `model_zoo.SCRFD.detect` when `insightface` is installed (its version in the report), beside
+the re-implementation in scrfd_reference.py. Run from the repository root, on the GPU machine:
 
     python benchmarks/gpu_prepost.py --json reports/gpu_prepost.json
 """
@@ -19,7 +22,9 @@ import os
 import platform
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -27,7 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prepost import case, cpu_name, medians_in_turns, source_image
+from insightface_reference import insightface_version
+from prepost import INSIGHTFACE, case, cpu_name, medians_in_turns, source_image, warm_up
 
 from helpers.errors import UserError
 from helpers.gpu.report import GPU_STEPS, format_report
@@ -60,7 +66,19 @@ def event_medians(stages, frame: np.ndarray, size: tuple[int, int], repeat: int)
     return {name: round(statistics.median(v), 4) for name, v in laps.items()}
 
 
-def measure(model: Path, label: str, frame: np.ndarray, size: tuple[int, int], repeat: int) -> dict:
+class FrameCase(NamedTuple):
+    """One frame's CPU and GPU pipelines, built and checked, ready to warm up and time."""
+
+    label: str
+    frame: np.ndarray
+    size: tuple[int, int]
+    faces: dict[str, int]
+    steps: dict[str, Callable[[], object]]
+    engine: Any  # HostEngine: its outputs for this frame stay in the device buffers
+    graphed: Any  # GpuStages with a captured graph, closed after timing
+
+
+def frame_case(model: Path, label: str, frame: np.ndarray, size: tuple[int, int]) -> FrameCase:
     from helpers.gpu.host_engine import HostEngine
     from helpers.gpu.stages import GpuStages
 
@@ -80,25 +98,36 @@ def measure(model: Path, label: str, frame: np.ndarray, size: tuple[int, int], r
     pinned = graphed.frame_buffer(frame.shape)
     np.copyto(pinned, frame)
     steps["gpu_graph_pinned"] = lambda: graphed.run(pinned, size, 0.5, 0.4)
-    t = medians_in_turns(steps, repeat)
+    return FrameCase(label, frame, size, {"cpu": cpu.faces, "gpu": found}, steps, engine, graphed)
+
+
+def measure(c: FrameCase, repeat: int) -> dict:
+    """Medians, CUDA-event times and ratios of one frame (warmed up with the others before)."""
+    from helpers.gpu.stages import GpuStages
+
+    t = medians_in_turns(c.steps, repeat)
     events = {
-        "gpu": event_medians(GpuStages(engine, timed=True), frame, size, repeat),
-        "gpu_graph": event_medians(GpuStages(engine, graph=True, timed=True), frame, size, repeat),
+        "gpu": event_medians(GpuStages(c.engine, timed=True), c.frame, c.size, repeat),
+        "gpu_graph": event_medians(GpuStages(c.engine, graph=True, timed=True), c.frame, c.size, repeat),
     }
-    graphed.close()
+    c.graphed.close()
     reference = t["reference_pre"] + t["reference_post"]
     ours = t["ours_pre"] + t["ours_post"]
+    ratios = {
+        "reference_vs_cpu": round(reference / ours, 2),
+        **{f"reference_vs_{g}": round(reference / t[g], 2) for g in GPU_STEPS},
+        **{f"cpu_vs_{g}": round(ours / t[g], 2) for g in GPU_STEPS},
+    }
+    if INSIGHTFACE in t:
+        ratios["insightface_vs_cpu"] = round(t[INSIGHTFACE] / ours, 2)
+        ratios |= {f"insightface_vs_{g}": round(t[INSIGHTFACE] / t[g], 2) for g in GPU_STEPS}
     return {
-        "frame": label,
-        "input_size": list(size),
-        "faces": {"cpu": cpu.faces, "gpu": found},
+        "frame": c.label,
+        "input_size": list(c.size),
+        "faces": c.faces,
         "median_ms": {k: round(v, 4) for k, v in t.items()},
         "cuda_event_ms": events,
-        "ratios": {
-            "reference_vs_cpu": round(reference / ours, 2),
-            **{f"reference_vs_{g}": round(reference / t[g], 2) for g in GPU_STEPS},
-            **{f"cpu_vs_{g}": round(ours / t[g], 2) for g in GPU_STEPS},
-        },
+        "ratios": ratios,
     }
 
 
@@ -123,10 +152,14 @@ def main() -> None:
         **gpu_machine(),
     }
     size = (args.size[0], args.size[1])
-    rows = [measure(model, label, cv2.resize(image, wh), size, args.repeat) for label, wh in FRAMES.items()]
+    cases = [frame_case(model, label, cv2.resize(image, wh), size) for label, wh in FRAMES.items()]
+    warm_up([c.steps for c in cases])
+    rows = [measure(c, args.repeat) for c in cases]
     report = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "model": model.name,
+        "insightface": insightface_version(),
+        "warm_up": "every case of every frame, 10 calls each, before the first is timed",
         "repeat": args.repeat,
         "machine": machine,
         "results": rows,

@@ -222,10 +222,20 @@ def verdict(parity: FaceParity, box_tol_px: float = 2.0) -> str:
     return "same faces" if parity.box_error_px <= box_tol_px else "same faces, boxes moved"
 
 
+def cpu_fp16_note(*configs: Config) -> str | None:
+    """Why an fp16 verdict from ONNX Runtime says nothing about FP16 kernels (see helpers.precision)."""
+    from helpers.precision import CPU_FP16_NOTE
+
+    cpu_fp16 = any(c.precision == "fp16" and c.backend == "onnxruntime" for c in configs)
+    return CPU_FP16_NOTE if cpu_fp16 else None
+
+
 def format_table(a: Config, b: Config, rows: list[ImageComparison]) -> str:
+    note = cpu_fp16_note(a, b)
     lines = [
         f"A = {a.label()}",
         f"B = {b.label()}",
+        *([f"note: {note}"] if note else []),
         "",
         f"{'image':<22}{'A':>4}{'B':>4}{'match':>6}{'miss':>5}{'extra':>6}{'box px':>8}"
         f"{'lmk px':>8}{'score d':>9}  verdict",
@@ -257,6 +267,7 @@ def to_json(a: Config, b: Config, rows: list[ImageComparison]) -> dict:
     return {
         "a": {**asdict(a), "model": str(a.model), "label": a.label()},
         "b": {**asdict(b), "model": str(b.model), "label": b.label()},
+        "note": cpu_fp16_note(a, b),
         "images": [
             {
                 "image": r.image,

@@ -191,7 +191,7 @@ class Detector:
         return self.run(image).faces
 
     def run_sizes(self, image: np.ndarray, sizes: list[tuple[int, int]]) -> tuple[Faces, Timings]:
-        """Detect at each size and merge before one NMS (insightface's two-scale trick); the
+        """Detect at each size and merge before one NMS (insightface 2.x's two-scale detection); the
         timings are summed over the sizes, the merge counted as postprocessing.
 
         A small size sees faces that fill the frame, which the 640 input

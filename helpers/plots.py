@@ -67,13 +67,29 @@ NMS_LEGEND = (
     ("candidate not decided yet", "yellow", "-"),
     ("kept in an earlier round", "lime", "-"),
     ("kept in this round (tinted)", "red", "-"),
-    ("suppressed by it (IoU over the threshold)", "magenta", "--"),
+    ("suppressed by it (IoU over the threshold)", "magenta", "-"),
 )
+
+
+def telling_rounds(boxes: np.ndarray, history: list[tuple[int, np.ndarray]], steps: int) -> list[int]:
+    """The `steps` NMS rounds (in order) whose suppressed boxes stand out most from the kept one.
+
+    Suppressed boxes of the first rounds often coincide with the kept box to a pixel, so those
+    rounds show nothing; rounds that suppress something, least overlapping first, show it.
+    """
+    from helpers.nms import iou_with
+
+    def clarity(k: int) -> tuple[bool, float]:
+        kept, removed = history[k]
+        return (not len(removed), float(iou_with(boxes, kept, removed).min()) if len(removed) else 1.0)
+
+    return sorted(sorted(range(len(history)), key=clarity)[:steps])
 
 
 def nms_steps(det: Detection, image: np.ndarray, steps: int = 3, threshold: float = 0.4) -> Figure:
     """Greedy NMS as a reader can follow it: every candidate and the result over the image (top),
-    then its first `steps` rounds, each zoomed on the face it keeps (bottom)."""
+    then `steps` of its rounds where the suppressed boxes are visible, each zoomed on the face it
+    keeps (bottom)."""
     from matplotlib.lines import Line2D
 
     from helpers.nms import iou_with, trace
@@ -95,27 +111,31 @@ def nms_steps(det: Detection, image: np.ndarray, steps: int = 3, threshold: floa
     after.set_title(f"after NMS: {len(history)} faces kept", fontsize=FONT)
     for ax in (before, after):
         _image_area(ax, det)
-    decided: list[int] = []
-    for k, ax in enumerate(rounds):
-        if k >= len(history):
-            ax.set_axis_off()
-            continue
+    shown = telling_rounds(cands.boxes, history, steps)
+    for ax in rounds[len(shown) :]:
+        ax.set_axis_off()
+    for k, ax in zip(shown, rounds, strict=False):
         kept, removed = history[k]
+        decided = [j for i, gone in history[:k] for j in (i, *gone.tolist())]
         undecided = np.setdiff1d(np.arange(len(cands)), [*decided, kept, *removed])
         _boxes(ax, cands.boxes[undecided], "yellow", 0.8)
         _boxes(ax, cands.boxes[[i for i, _ in history[:k]]], "lime", 1.5)
-        _boxes(ax, cands.boxes[[kept]], "red", 4.0, fill=0.25)
-        _boxes(ax, cands.boxes[removed], "magenta", 1.6, "--")  # on top: they nearly coincide with it
+        _boxes(ax, cands.boxes[[kept]], "red", 1.6, fill=0.2)
+        _boxes(ax, cands.boxes[removed], "magenta", 0.9)  # thin, on top: they lie within pixels of it
         ious = iou_with(cands.boxes, kept, removed)
         span = f"IoU {ious.min():.2f} to {ious.max():.2f}" if len(ious) else "no overlap over the threshold"
         ax.set_title(
-            f"round {k + 1}: keep score {cands.scores[kept]:.2f}\nsuppress {len(removed)} ({span})",
+            f"round {k + 1} of {len(history)}: keep score {cands.scores[kept]:.2f}\n"
+            f"suppress {len(removed)} ({span})",
             fontsize=FONT,
         )
         size = cands.boxes[kept, 2:] - cands.boxes[kept, :2]
-        _crop(ax, cands.boxes[kept], float(size.max()) * 0.4)
-        decided += [kept, *removed.tolist()]
-    bottom.suptitle(f"the first {steps} rounds, zoomed on the face each keeps", fontsize=FONT)
+        _crop(ax, cands.boxes[kept], float(size.max()) * 0.08)  # tight: a pixel's offset shows
+    bottom.suptitle(
+        f"{len(shown)} of the {len(history)} rounds, those whose suppressed boxes stand out most, "
+        "zoomed on the face each keeps",
+        fontsize=FONT,
+    )
     handles = [Line2D([], [], color=c, ls=ls, lw=2, label=label) for label, c, ls in NMS_LEGEND]
     bottom.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=FONT - 1, frameon=False)
     return fig

@@ -84,7 +84,17 @@ def test_fp16_on_the_cpu_finds_the_same_faces(tmp_path, default_model):
     assert row["faces"]["box_error_px"] < 1.0
     kinds = {(t["kind"], t["stride"]) for t in row["tensors"]}
     assert kinds == {(k, s) for k in ("score", "bbox", "kps") for s in (8, 16, 32)}
-    assert all(0 < t["max_abs"] < 0.1 for t in row["tensors"])  # fp16 really ran: errors are not zero
+    assert all(0 < t["max_abs"] < 0.1 for t in row["tensors"])  # rounding really ran: errors are not zero
+    assert "most kernels still float32" in report["note"]
+
+
+def test_the_cpu_fp16_note_only_where_onnx_runtime_runs_fp16(default_model):
+    from helpers.compare import cpu_fp16_note
+
+    assert cpu_fp16_note(Config(default_model), Config(default_model, precision="fp16")) is not None
+    on_gpu = Config(default_model, backend="tensorrt", precision="fp16")
+    assert cpu_fp16_note(Config(default_model), on_gpu) is None
+    assert cpu_fp16_note(Config(default_model), Config(default_model)) is None
 
 
 def test_two_sizes_disagree_on_the_large_face(default_model):

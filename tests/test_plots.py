@@ -80,3 +80,17 @@ def test_anchor_grid_zoom_puts_the_anchor_point_at_its_cell_top_left_corner(crow
 def test_small_figures_are_readable() -> None:
     assert_readable(timing_bars({"preprocess": 1.2, "inference": 40.0, "postprocess": 0.4}, "warm runs"))
     assert_readable(op_histogram({f"model_{i}.onnx": {"Conv": 60, "Transpose": 9} for i in range(3)}))
+
+
+def test_nms_figure_shows_the_rounds_whose_suppressed_boxes_stand_out(crowd) -> None:
+    from helpers.nms import iou_with, trace
+    from helpers.plots import telling_rounds
+
+    detector, det, _ = crowd
+    boxes = det.candidates.boxes
+    history = trace(boxes, det.candidates.scores, detector.nms_threshold)
+    shown = telling_rounds(boxes, history, 3)
+    assert shown == sorted(shown) and len(shown) == 3
+    least = {k: float(iou_with(boxes, i, gone).min()) for k, (i, gone) in enumerate(history) if len(gone)}
+    assert all(k in least for k in shown), "every round shown suppresses something"
+    assert max(least[k] for k in shown) <= min(v for k, v in least.items() if k not in shown)

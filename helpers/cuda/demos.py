@@ -171,8 +171,8 @@ def compile_kernels() -> tuple[bytes, str]:
 class Kernels:
     """The stand-in kernels, loaded into the context current on the calling thread.
 
-    That is what the CUDA runtime does with every kernel it launches (cuTENSOR's permute,
-    which TensorRT uses, among them): it loads it into whatever context is current. Launches
+    That is what the CUDA runtime does with every kernel it launches: it loads it into
+    whatever context is current. Launches
     return their raw status, which callers may (wrongly, like the SCRFD report) ignore.
     """
 

@@ -79,8 +79,9 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         ("Internal cuTensor permutate execute failed", "cuTensor permutate"),
         "TensorRT's reformat (transpose) kernel, run through cuTENSOR, failed. It has more than one "
         "cause; the line next to it says which. Followed by 'invalid resource handle' (the SCRFD "
-        "case): the kernel met a stream of another CUDA context, nothing after it ran and the "
-        "outputs keep whatever they held (zeros). Next to 'no kernel image is available for "
+        "case): it is the first launch that failed, not the first kernel: one resolved in the "
+        "worker's current CUDA context met a stream of another (inferred), and the outputs keep "
+        "whatever they held (zeros). Next to 'no kernel image is available for "
         "execution on the device': this TensorRT has no kernels for the GPU's architecture.",
         "For 'invalid resource handle': " + _CONTEXT_FIX + " For 'no kernel image': " + _NEWER_ENV,
         "notebooks/03_cuda_context_setup.ipynb",

@@ -183,7 +183,7 @@ def check_side_multiple(shape: Shape) -> None:
 
 
 def default_profile(sizes: Iterable[Shape] = (), opt: Shape | None = None) -> Profile:
-    """A profile for a dynamic SCRFD input that covers insightface's two scales and `sizes`.
+    """A profile for a dynamic SCRFD input that covers insightface 2.x's two scales and `sizes`.
 
     min is 128x128 (or smaller if asked), opt 640x640 unless given, max 640 or the largest
     requested height and width; every requested size must be a multiple of 32.

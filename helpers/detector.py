@@ -7,7 +7,9 @@ a threshold-first decode.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,7 +19,7 @@ from helpers.backend import Backend, PreparedInput, static_size
 from helpers.decode import candidates
 from helpers.detections import Faces
 from helpers.errors import UserError
-from helpers.layout import Layout, infer_layout
+from helpers.layout import Layout, image_outputs, infer_layout
 from helpers.letterbox import Letterbox, Preprocessor
 from helpers.nms import nms
 
@@ -140,6 +142,7 @@ class Detector:
             backend if isinstance(backend, PreparedInput) and self.input_dtype is None else None
         )
         self._prep = Preprocessor()
+        self._local = threading.local()  # per-thread batch blobs: a shared one would mix callers' images
 
     @property
     def size_overridden(self) -> bool:
@@ -172,6 +175,68 @@ class Detector:
     def detect(self, image: np.ndarray) -> Faces:
         return self.run(image).faces
 
+    def run_batch(self, images: Sequence[np.ndarray], size: tuple[int, int] | None = None) -> list[Detection]:
+        """Detect in every image with one backend run; image i's faces come from its own slot.
+
+        Each image (any size) is letterboxed into slot i of an (N, 3, H, W) input: on TensorRT
+        the engine's pinned input, else a blob kept per thread and batch size. The batch run's
+        time is shared equally; pre- and post-processing are each image's own.
+        """
+        if not images:
+            return []
+        size = self.fixed_size or (check_size(size) if size else self.input_size)
+        self._check_batch(len(images))
+        shape = (len(images), 3, size[1], size[0])
+        pre: list[float] = []
+        if self._in_place is not None:
+            with self._in_place.input_array(self.input_name, shape) as target:
+                boxes = [self._slot(image, size, target[i : i + 1], pre) for i, image in enumerate(images)]
+                t1 = time.perf_counter()
+                outputs = self._in_place.run_prepared()
+        else:
+            blob = self._batch_blob(shape)
+            boxes = [self._slot(image, size, blob[i : i + 1], pre) for i, image in enumerate(images)]
+            t1 = time.perf_counter()
+            outputs = self.backend.run(
+                {self.input_name: blob if self.input_dtype is None else blob.astype(self.input_dtype)}
+            )
+        share = (time.perf_counter() - t1) * 1e3 / len(images)
+        found = []
+        for i, box in enumerate(boxes):
+            t2 = time.perf_counter()
+            own = image_outputs(outputs, i)
+            faces, cands, kept = postprocess(own, self.layout, box, self.score_threshold, self.nms_threshold)
+            timings = Timings(pre[i], share, (time.perf_counter() - t2) * 1e3)
+            found.append(Detection(faces, cands, kept, box, own, timings))
+        return found
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Faces]:
+        return [d.faces for d in self.run_batch(images)]
+
+    def _check_batch(self, count: int) -> None:
+        if self.stages is not None:
+            raise UserError("the GPU stages take one image per run; use --preprocess cpu with --batch")
+        if count > 1 and not self.layout.holds_batch:
+            raise UserError(
+                "this model's (N, C) outputs cannot keep images apart; make it batchable first: "
+                "python -m helpers batchify MODEL"
+            )
+
+    def _slot(
+        self, image: np.ndarray, size: tuple[int, int], slot: np.ndarray, pre: list[float]
+    ) -> Letterbox:
+        t0 = time.perf_counter()
+        _, box = self._prep(image, size, out=slot)
+        pre.append((time.perf_counter() - t0) * 1e3)
+        return box
+
+    def _batch_blob(self, shape: tuple[int, ...]) -> np.ndarray:
+        blobs = self._local.__dict__.setdefault("blobs", {})
+        blob = blobs.get(shape)
+        if blob is None:
+            blob = blobs[shape] = np.empty(shape, np.float32)
+        return blob
+
     def run_sizes(self, image: np.ndarray, sizes: list[tuple[int, int]]) -> tuple[Faces, Timings]:
         """Detect at each size and merge before one NMS (insightface's two-scale trick); the
         timings are summed over the sizes, the merge counted as postprocessing.
@@ -179,12 +244,26 @@ class Detector:
         A small size sees faces that fill the frame, which the 640 input
         can miss; merging before NMS keeps the best box of each face.
         """
+        self._check_sizes(sizes)
+        return self._merged([self.run(image, s) for s in sizes])
+
+    def run_batch_sizes(
+        self, images: Sequence[np.ndarray], sizes: list[tuple[int, int]]
+    ) -> list[tuple[Faces, Timings]]:
+        """`run_sizes` for every image, one backend run per size for the whole batch."""
+        self._check_sizes(sizes)
+        per_size = [self.run_batch(images, s) for s in sizes]
+        return [self._merged([runs[i] for runs in per_size]) for i in range(len(images))]
+
+    def _check_sizes(self, sizes: list[tuple[int, int]]) -> None:
         if self.fixed_size and len(set(sizes)) > 1:
             w, h = self.fixed_size
             raise UserError(
                 f"this model has a static {w}x{h} input; several input sizes need a dynamic export"
             )
-        runs = [self.run(image, s) for s in sizes]
+
+    def _merged(self, runs: list[Detection]) -> tuple[Faces, Timings]:
+        """One image's runs at several sizes merged by one NMS; the merge counts as postprocessing."""
         t0 = time.perf_counter()
         faces = runs[0].faces if len(runs) == 1 else merge([r.faces for r in runs], self.nms_threshold)
         merging = (time.perf_counter() - t0) * 1e3

@@ -115,6 +115,14 @@ def merge(found: list[Faces], nms_threshold: float) -> Faces:
     return merged[nms(merged.boxes, merged.scores, nms_threshold)]
 
 
+class _PerThread(threading.local):
+    """A batch's letterbox scratch and input blobs, one set per thread: shared ones mix images."""
+
+    def __init__(self) -> None:
+        self.prep = Preprocessor()
+        self.blobs: dict[tuple[int, ...], np.ndarray] = {}
+
+
 class Detector:
     """SCRFD on any backend; static-input models always run at their own size."""
 
@@ -142,7 +150,7 @@ class Detector:
             backend if isinstance(backend, PreparedInput) and self.input_dtype is None else None
         )
         self._prep = Preprocessor()
-        self._local = threading.local()  # per-thread batch blobs: a shared one would mix callers' images
+        self._local = _PerThread()
 
     @property
     def size_overridden(self) -> bool:
@@ -179,8 +187,9 @@ class Detector:
         """Detect in every image with one backend run; image i's faces come from its own slot.
 
         Each image (any size) is letterboxed into slot i of an (N, 3, H, W) input: on TensorRT
-        the engine's pinned input, else a blob kept per thread and batch size. The batch run's
-        time is shared equally; pre- and post-processing are each image's own.
+        the engine's pinned input, else a blob kept per thread and batch size (so several threads
+        may call this at once). The batch run's time is shared equally; pre- and post-processing
+        are each image's own.
         """
         if not images:
             return []
@@ -204,7 +213,7 @@ class Detector:
         found = []
         for i, box in enumerate(boxes):
             t2 = time.perf_counter()
-            own = image_outputs(outputs, i)
+            own = image_outputs(outputs, i) if self.layout.holds_batch else outputs  # (N, C): one image
             faces, cands, kept = postprocess(own, self.layout, box, self.score_threshold, self.nms_threshold)
             timings = Timings(pre[i], share, (time.perf_counter() - t2) * 1e3)
             found.append(Detection(faces, cands, kept, box, own, timings))
@@ -226,15 +235,14 @@ class Detector:
         self, image: np.ndarray, size: tuple[int, int], slot: np.ndarray, pre: list[float]
     ) -> Letterbox:
         t0 = time.perf_counter()
-        _, box = self._prep(image, size, out=slot)
+        _, box = self._local.prep(image, size, out=slot)
         pre.append((time.perf_counter() - t0) * 1e3)
         return box
 
     def _batch_blob(self, shape: tuple[int, ...]) -> np.ndarray:
-        blobs = self._local.__dict__.setdefault("blobs", {})
-        blob = blobs.get(shape)
+        blob = self._local.blobs.get(shape)
         if blob is None:
-            blob = blobs[shape] = np.empty(shape, np.float32)
+            blob = self._local.blobs[shape] = np.empty(shape, np.float32)
         return blob
 
     def run_sizes(self, image: np.ndarray, sizes: list[tuple[int, int]]) -> tuple[Faces, Timings]:

@@ -3,7 +3,7 @@
 insightface's heads transpose `(B, A*C, H, W)` with `perm=[2, 3, 0, 1]` and reshape to
 `(-1, C)`, so with a patched batch axis every image's rows come out interleaved; the batched
 exports hard-code `[1, -1, C]` and a `Resize` to batch-1 sizes. The rewrite keeps batch first
-(`perm=[0, 2, 3, 1]`, `Reshape(0, -1, C)`, Resize sizes taken from the tensor's own batch) and
+(`perm=[0, 2, 3, 1]`, `Reshape(0, -1, C)`, the Resize given the equivalent constant scales) and
 is checked with ONNX Runtime before it is written: each image of a batch must equal its own run.
 """
 
@@ -61,6 +61,14 @@ class _Graph:
 
     def constant(self, name: str) -> np.ndarray | None:
         return self.values.get(name)
+
+    def chain(self, output: str) -> list[str]:
+        """The tensors from a graph output back through elementwise ops to its head node's output."""
+        names, node = [output], self.producer.get(output)
+        while node is not None and node.op_type in _ELEMENTWISE:
+            names.append(node.input[0])
+            node = self.producer.get(node.input[0])
+        return names
 
     def head(self, output: str) -> Any | None:
         """The node that shapes a graph output: through elementwise ops back to its producer."""
@@ -135,7 +143,7 @@ def _resize_changes(graph: _Graph) -> list[Change]:
     for node in graph.model.graph.node:
         sizes = graph.constant(node.input[3]) if node.op_type == "Resize" and len(node.input) > 3 else None
         if sizes is not None and sizes.size == 4 and int(sizes[0]) == 1:
-            changes.append(Change(node.name, f"sizes {sizes.tolist()} -> [batch, {sizes[1:].tolist()}]"))
+            changes.append(Change(node.name, f"batch-1 sizes {sizes.tolist()} -> the same constant scales"))
     return changes
 
 
@@ -150,10 +158,13 @@ def rewrite(model: Any) -> Any:
     image = _image_input(model)
     image.type.tensor_type.shape.dim[0].Clear()
     image.type.tensor_type.shape.dim[0].dim_param = BATCH_AXIS
+    heads: set[str] = set()  # tensors whose recorded shapes the rewrite changes
     for output in model.graph.output:
+        heads.update(graph.chain(output.name))
         node = graph.head(output.name)
         if node is not None and node.op_type == "Reshape":
             source = graph.producer[node.input[0]]
+            heads.update(source.output)
             del source.attribute[:]
             source.attribute.append(helper.make_attribute("perm", BATCH_PERM))
             channels = int(graph.constant(node.input[1])[-1])  # type: ignore[index]
@@ -164,12 +175,28 @@ def rewrite(model: Any) -> Any:
             node.input[1] = name
         _declare_batched(output)
     _resize_from_batch(model, graph)
-    del model.graph.value_info[:]  # intermediate shapes recorded at batch 1 would now lie
+    _batch_value_info(model, heads)
     used = {name for node in model.graph.node for name in node.input}
     kept = [t for t in model.graph.initializer if t.name in used]  # the replaced reshape targets go
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)
     return model
+
+
+def _batch_value_info(model: Any, heads: set[str]) -> None:
+    """Keep the recorded shapes, batch made dynamic: without them ONNX Runtime plans the
+    static export differently and a batch-1 run drifts by ~1e-6 from the original's."""
+    kept = []
+    for info in model.graph.value_info:
+        dims = info.type.tensor_type.shape.dim
+        if info.name in heads:
+            continue
+        if len(dims) == 4 and dims[0].dim_value == 1:  # a feature map: (1, C, H, W)
+            dims[0].Clear()
+            dims[0].dim_param = BATCH_AXIS
+        kept.append(info)
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(kept)
 
 
 def _declare_batched(output: Any) -> None:
@@ -189,42 +216,31 @@ def _declare_batched(output: Any) -> None:
 
 
 def _resize_from_batch(model: Any, graph: _Graph) -> None:
-    """A Resize to constant batch-1 sizes gets sizes = [its input's batch, the rest]."""
-    from onnx import helper, numpy_helper
+    """A Resize to constant batch-1 sizes gets the same constant scales instead (batch scale 1).
 
-    nodes = list(model.graph.node)
-    del model.graph.node[:]
-    for node in nodes:
+    Constant scales, unlike sizes computed from the batch, leave ONNX Runtime's layout
+    optimisations in place, so a batch-1 run stays bit-identical to the original export."""
+    from onnx import numpy_helper, shape_inference
+
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in shape_inference.infer_shapes(model).graph.value_info
+    }
+    for node in model.graph.node:
         sizes = graph.constant(node.input[3]) if node.op_type == "Resize" and len(node.input) > 3 else None
-        if sizes is not None and sizes.size == 4 and int(sizes[0]) == 1:
-            base = f"{node.name}_batch"
-            consts = {
-                f"{base}_zero": [0],
-                f"{base}_one": [1],
-                f"{base}_rest": [int(s) for s in sizes[1:]],
-            }
-            for name, value in consts.items():
-                model.graph.initializer.append(numpy_helper.from_array(np.array(value, np.int64), name))
-            model.graph.node.extend(
-                [
-                    helper.make_node("Shape", [node.input[0]], [f"{base}_shape"], name=f"{base}_shape"),
-                    helper.make_node(
-                        "Slice",
-                        [f"{base}_shape", f"{base}_zero", f"{base}_one"],
-                        [f"{base}_n"],
-                        name=f"{base}_n",
-                    ),
-                    helper.make_node(
-                        "Concat",
-                        [f"{base}_n", f"{base}_rest"],
-                        [f"{base}_sizes"],
-                        axis=0,
-                        name=f"{base}_sizes",
-                    ),
-                ]
+        if sizes is None or sizes.size != 4 or int(sizes[0]) != 1:
+            continue
+        source = shapes.get(node.input[0], [])
+        if len(source) != 4 or min(source) <= 0:
+            raise _fail(
+                f"{node.name!r} resizes to constant sizes {sizes.tolist()} from a tensor of unknown shape"
             )
-            node.input[3] = f"{base}_sizes"
-        model.graph.node.append(node)
+        scales = np.array(sizes, np.float32) / np.array(source, np.float32)
+        name = f"{node.name}_batch_scales"
+        model.graph.initializer.append(numpy_helper.from_array(scales, name))
+        inputs = [node.input[0], node.input[1], name]
+        del node.input[:]
+        node.input.extend(inputs)
 
 
 def naive_batch(model: Any) -> Any:

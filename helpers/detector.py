@@ -115,16 +115,12 @@ def merge(found: list[Faces], nms_threshold: float) -> Faces:
     return merged[nms(merged.boxes, merged.scores, nms_threshold)]
 
 
-class _PerThread(threading.local):
-    """A batch's letterbox scratch and input blobs, one set per thread: shared ones mix images."""
-
-    def __init__(self) -> None:
-        self.prep = Preprocessor()
-        self.blobs: dict[tuple[int, ...], np.ndarray] = {}
-
-
 class Detector:
-    """SCRFD on any backend; static-input models always run at their own size."""
+    """SCRFD on any backend; static-input models always run at their own size.
+
+    Safe to share between threads: scratch buffers are per thread, and every backend and the
+    GPU stages serialise what they must. For frames in parallel, use `helpers.lanes`.
+    """
 
     def __init__(
         self,
@@ -149,8 +145,20 @@ class Detector:
         self._in_place: PreparedInput | None = (
             backend if isinstance(backend, PreparedInput) and self.input_dtype is None else None
         )
-        self._prep = Preprocessor()
-        self._local = _PerThread()
+        self._local = threading.local()  # a Preprocessor per thread: its blobs are reused
+
+    @property
+    def _prep(self) -> Preprocessor:
+        """This thread's preprocessor: threads sharing the detector never share scratch buffers.
+
+        The look-up costs about 0.1 us a frame (`benchmarks/sharing.py`); a shared one made
+        threads read each other's half-written blobs (10-39 % of faces wrong).
+        """
+        try:
+            return self._local.prep
+        except AttributeError:
+            self._local.prep = Preprocessor()
+            return self._local.prep
 
     @property
     def size_overridden(self) -> bool:
@@ -235,14 +243,16 @@ class Detector:
         self, image: np.ndarray, size: tuple[int, int], slot: np.ndarray, pre: list[float]
     ) -> Letterbox:
         t0 = time.perf_counter()
-        _, box = self._local.prep(image, size, out=slot)
+        _, box = self._prep(image, size, out=slot)
         pre.append((time.perf_counter() - t0) * 1e3)
         return box
 
     def _batch_blob(self, shape: tuple[int, ...]) -> np.ndarray:
-        blob = self._local.blobs.get(shape)
+        """This thread's (N, 3, H, W) input for one batch shape, reused by its later batches."""
+        blobs: dict[tuple[int, ...], np.ndarray] = self._local.__dict__.setdefault("batch_blobs", {})
+        blob = blobs.get(shape)
         if blob is None:
-            blob = self._local.blobs[shape] = np.empty(shape, np.float32)
+            blob = blobs[shape] = np.empty(shape, np.float32)
         return blob
 
     def run_sizes(self, image: np.ndarray, sizes: list[tuple[int, int]]) -> tuple[Faces, Timings]:

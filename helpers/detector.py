@@ -204,27 +204,42 @@ class Detector:
         size = self.fixed_size or (check_size(size) if size else self.input_size)
         self._check_batch(len(images))
         shape = (len(images), 3, size[1], size[0])
-        pre: list[float] = []
         if self._in_place is not None:
             with self._in_place.input_array(self.input_name, shape) as target:
-                boxes = [self._slot(image, size, target[i : i + 1], pre) for i, image in enumerate(images)]
+                boxes, pre = self.letterbox_batch(images, size, target)
                 t1 = time.perf_counter()
                 outputs = self._in_place.run_prepared()
         else:
             blob = self._batch_blob(shape)
-            boxes = [self._slot(image, size, blob[i : i + 1], pre) for i, image in enumerate(images)]
+            boxes, pre = self.letterbox_batch(images, size, blob)
             t1 = time.perf_counter()
-            outputs = self.backend.run(
-                {self.input_name: blob if self.input_dtype is None else blob.astype(self.input_dtype)}
-            )
+            feed = blob if self.input_dtype is None else blob.astype(self.input_dtype)
+            outputs = self.backend.run({self.input_name: feed})
         share = (time.perf_counter() - t1) * 1e3 / len(images)
+        return self.decode_batch(outputs, boxes, [Timings(p, share) for p in pre])
+
+    def letterbox_batch(
+        self, images: Sequence[np.ndarray], size: tuple[int, int], out: np.ndarray
+    ) -> tuple[list[Letterbox], list[float]]:
+        """Each image into its slot of `out` (N, 3, H, W): the letterboxes and the ms each took."""
+        boxes, pre = [], []
+        for i, image in enumerate(images):
+            t0 = time.perf_counter()
+            boxes.append(self._prep(image, size, out=out[i : i + 1])[1])
+            pre.append((time.perf_counter() - t0) * 1e3)
+        return boxes, pre
+
+    def decode_batch(
+        self, outputs: dict[str, np.ndarray], boxes: list[Letterbox], timings: list[Timings]
+    ) -> list[Detection]:
+        """Decode and NMS each image of a batch run on its own rows; adds each one's post time."""
         found = []
-        for i, box in enumerate(boxes):
-            t2 = time.perf_counter()
+        for i, (box, timing) in enumerate(zip(boxes, timings, strict=True)):
+            t0 = time.perf_counter()
             own = image_outputs(outputs, i) if self.layout.holds_batch else outputs  # (N, C): one image
             faces, cands, kept = postprocess(own, self.layout, box, self.score_threshold, self.nms_threshold)
-            timings = Timings(pre[i], share, (time.perf_counter() - t2) * 1e3)
-            found.append(Detection(faces, cands, kept, box, own, timings))
+            timing.postprocess = (time.perf_counter() - t0) * 1e3
+            found.append(Detection(faces, cands, kept, box, own, timing))
         return found
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Faces]:
@@ -238,14 +253,6 @@ class Detector:
                 "this model's (N, C) outputs cannot keep images apart; make it batchable first: "
                 "python -m helpers batchify MODEL"
             )
-
-    def _slot(
-        self, image: np.ndarray, size: tuple[int, int], slot: np.ndarray, pre: list[float]
-    ) -> Letterbox:
-        t0 = time.perf_counter()
-        _, box = self._prep(image, size, out=slot)
-        pre.append((time.perf_counter() - t0) * 1e3)
-        return box
 
     def _batch_blob(self, shape: tuple[int, ...]) -> np.ndarray:
         """This thread's (N, 3, H, W) input for one batch shape, reused by its later batches."""

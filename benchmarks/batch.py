@@ -15,8 +15,6 @@ says so in `not_measured`. Run from the repository root (a default run: about 1 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import sys
@@ -29,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prepost import cpu_name, medians_in_turns, source_image
+from prepost import command, cpu_name, frame_parser, medians_in_turns, publish, source_image
 
 from helpers.batch.batchify import batchify
 from helpers.detector import Detector, Timings
@@ -94,30 +92,21 @@ def format_report(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="ONNX model (default: the model folder's default)")
-    parser.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("W", "H"))
-    parser.add_argument("--repeat", type=int, default=200)
-    parser.add_argument("--json", help="also write the report here (atomically)")
-    args = parser.parse_args()
+    args = frame_parser(__doc__, 200).parse_args()
     model = resolve(args.model)
     backend = OnnxRuntimeBackend(batchify(model), ["CPUExecutionProvider"])
     detector = Detector(backend, (args.size[0], args.size[1]))
     image = source_image()
     rows = [measure(detector, label, cv2.resize(image, wh), args.repeat) for label, wh in FRAMES.items()]
     report = {
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "command": command(),
         "model": model.name,
         "repeat": args.repeat,
         "machine": {"cpu": f"{os.cpu_count()} x {cpu_name()}", "python": platform.python_version()},
         "results": rows,
         "not_measured": NOT_MEASURED,
     }
-    print(format_report(report))
-    if args.json:
-        from helpers.atomic import write_text
-
-        write_text(args.json, json.dumps(report, indent=2) + "\n")
+    publish(report, format_report(report), args.json)
 
 
 if __name__ == "__main__":

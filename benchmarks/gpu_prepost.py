@@ -13,8 +13,6 @@ come from a separate timed pass. Run from the repository root, on the GPU machin
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import statistics
@@ -27,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prepost import case, cpu_name, medians_in_turns, source_image
+from prepost import case, command, cpu_name, frame_parser, medians_in_turns, publish, source_image
 
 from helpers.errors import UserError
 from helpers.gpu.report import GPU_STEPS, format_report
@@ -103,12 +101,7 @@ def measure(model: Path, label: str, frame: np.ndarray, size: tuple[int, int], r
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="ONNX model (default: the model folder's default)")
-    parser.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("W", "H"))
-    parser.add_argument("--repeat", type=int, default=300)
-    parser.add_argument("--json", help="also write the report here (atomically)")
-    args = parser.parse_args()
+    args = frame_parser(__doc__, 300).parse_args()
     from helpers.gpu.stages import require_cupy
 
     try:
@@ -125,17 +118,13 @@ def main() -> None:
     size = (args.size[0], args.size[1])
     rows = [measure(model, label, cv2.resize(image, wh), size, args.repeat) for label, wh in FRAMES.items()]
     report = {
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "command": command(),
         "model": model.name,
         "repeat": args.repeat,
         "machine": machine,
         "results": rows,
     }
-    print(format_report(report))
-    if args.json:
-        from helpers.atomic import write_text
-
-        write_text(args.json, json.dumps(report, indent=2) + "\n")
+    publish(report, format_report(report), args.json)
 
 
 if __name__ == "__main__":

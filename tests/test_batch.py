@@ -108,6 +108,17 @@ def test_batchify_is_cached_on_the_source_bytes(cache, tmp_path):
     assert other != first and other.parent == first.parent == cache / "batched"
 
 
+def test_a_changed_rewrite_does_not_reuse_a_copy_made_by_the_old_one(cache, monkeypatch, tmp_path):
+    """The cache key holds this module's source too: a copy left by an older rewrite (which gave
+    the static export a 1-ulp drift, enough to move a rounded landmark) must not be reused."""
+    source = named_model("scrfd_500m_bnkps")
+    first = bf.batchify(source, cache_dir=cache)
+    changed = tmp_path / "batchify.py"
+    changed.write_bytes(bf.Path(bf.__file__).read_bytes() + b"\n# changed\n")
+    monkeypatch.setattr(bf, "__file__", str(changed))
+    assert bf.batched_path(source, cache) != first
+
+
 def test_a_batchable_model_is_returned_as_it_is(cache, tmp_path):
     batched = bf.batchify(named_model("scrfd_2.5g"), cache_dir=cache)
     assert bf.batchify(batched, cache_dir=cache) == batched

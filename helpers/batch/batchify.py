@@ -316,8 +316,10 @@ def check_size(model: Any) -> tuple[int, int]:
 
 
 def batched_path(source: Path, cache_dir: Path = ENGINES_DIR) -> Path:
-    """Where the batchable copy of `source` is cached: beside the engines, keyed on its bytes."""
-    return cache_dir / "batched" / f"{source.stem}-{sha256(source.read_bytes())[:16]}.onnx"
+    """Where the batchable copy of `source` is cached: beside the engines, keyed on its bytes and
+    on this module's (a changed rewrite must not reuse a copy made by the old one)."""
+    key = sha256(source.read_bytes() + Path(__file__).read_bytes())[:16]
+    return cache_dir / "batched" / f"{source.stem}-{key}.onnx"
 
 
 def batchify(source: str | Path, out: str | Path | None = None, cache_dir: Path = ENGINES_DIR) -> Path:

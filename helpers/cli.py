@@ -252,7 +252,7 @@ def cmd_batchify(args: argparse.Namespace) -> int:
         return 0
     for change in changes:
         print(f"  {change}")
-    print(f"wrote {out}  (each image of a batch checked against its own run with ONNX Runtime)")
+    print(f"batchable copy: {out}  (each image of a batch checked against its own run with ONNX Runtime)")
     return 0
 
 

@@ -16,8 +16,6 @@ the re-implementation in scrfd_reference.py. Run from the repository root, on th
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import statistics
@@ -33,7 +31,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from insightface_reference import insightface_version
-from prepost import INSIGHTFACE, case, cpu_name, medians_in_turns, source_image, warm_up
+from prepost import (
+    INSIGHTFACE,
+    case,
+    command,
+    cpu_name,
+    frame_parser,
+    medians_in_turns,
+    publish,
+    source_image,
+    warm_up,
+)
 
 from helpers.errors import UserError
 from helpers.gpu.report import GPU_STEPS, format_report
@@ -132,12 +140,7 @@ def measure(c: FrameCase, repeat: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="ONNX model (default: the model folder's default)")
-    parser.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("W", "H"))
-    parser.add_argument("--repeat", type=int, default=300)
-    parser.add_argument("--json", help="also write the report here (atomically)")
-    args = parser.parse_args()
+    args = frame_parser(__doc__, 300).parse_args()
     from helpers.gpu.stages import require_cupy
 
     try:
@@ -156,7 +159,7 @@ def main() -> None:
     warm_up([c.steps for c in cases])
     rows = [measure(c, args.repeat) for c in cases]
     report = {
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "command": command(),
         "model": model.name,
         "insightface": insightface_version(),
         "warm_up": "every case of every frame, 10 calls each, before the first is timed",
@@ -164,11 +167,7 @@ def main() -> None:
         "machine": machine,
         "results": rows,
     }
-    print(format_report(report))
-    if args.json:
-        from helpers.atomic import write_text
-
-        write_text(args.json, json.dumps(report, indent=2) + "\n")
+    publish(report, format_report(report), args.json)
 
 
 if __name__ == "__main__":

@@ -200,6 +200,30 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
+def frame_parser(doc: str, repeat: int) -> argparse.ArgumentParser:
+    """The options the frame benchmarks share: model, input size, repeat count, JSON report."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--model", help="ONNX model (default: the model folder's default)")
+    parser.add_argument("--size", type=int, nargs=2, default=(640, 640), metavar=("W", "H"))
+    parser.add_argument("--repeat", type=int, default=repeat)
+    parser.add_argument("--json", help="also write the report here (atomically)")
+    return parser
+
+
+def command() -> str:
+    """How this benchmark was started, for its report."""
+    return "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+
+
+def publish(report: dict, text: str, path: str | None) -> None:
+    """Print the report's text; with `path`, also write its JSON there (atomically)."""
+    print(text)
+    if path:
+        from helpers.atomic import write_text
+
+        write_text(path, json.dumps(report, indent=2) + "\n")
+
+
 def summary(rows: list[dict]) -> dict[str, dict[str, float]]:
     """Min and median pre+post ratio of ordinary photos (<= 640 px, <= 3 faces), crowds (>= 10 faces)."""
     groups = {

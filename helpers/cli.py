@@ -79,11 +79,12 @@ def make_backend(
     sizes: Sequence[tuple[int, int]] = (),
     method: str = "v3",
     spell: Callable[[str], str] = "--backend {}".format,
+    batch: int = 1,
 ):
     """The backend the user asked for; `auto` takes TensorRT only when it can really run.
 
-    The engine's profile covers every size in `sizes`. `spell` writes a backend choice the way
-    the user gave it, for the error message."""
+    The engine's profile covers every size in `sizes` and batches of 1 to `batch` images.
+    `spell` writes a backend choice the way the user gave it, for the error message."""
     if kind in ("auto", "tensorrt"):
         from helpers.trt.backend import TensorRTBackend, tensorrt_available
         from helpers.trt.build import BuildOptions
@@ -91,7 +92,9 @@ def make_backend(
         ok, why = tensorrt_available()
         if ok:
             shapes = tuple((1, 3, h, w) for w, h in sizes)
-            backend = TensorRTBackend(model, method, BuildOptions(precision=precision, sizes=shapes))
+            batches = (1, batch, batch) if batch > 1 else None
+            options = BuildOptions(precision=precision, sizes=shapes, batch=batches)
+            backend = TensorRTBackend(model, method, options)
             _OPENED.append(backend)
             return backend
         if kind == "tensorrt":
@@ -160,11 +163,23 @@ def cmd_detect(args: argparse.Namespace) -> int:
         check_folder(args.annotate)
     if args.json and args.json != "-":
         check_writable(args.json)
+    if args.batch < 1:
+        raise UserError(f"--batch {args.batch} must be at least 1 image per run")
+    if args.batch > 1 and args.preprocess == "gpu":
+        raise UserError(
+            "--preprocess gpu runs one image at a time; use --preprocess cpu (or auto) with --batch"
+        )
     model = resolve(args.model)
-    backend = make_backend(args.backend, model, sizes=sizes, method=args.trt_method)
+    runs = model
+    if args.batch > 1:
+        from helpers.batch.batchify import batchify
+
+        runs = batchify(model)  # the checked, cached rewrite; the model itself when already batchable
+    backend = make_backend(args.backend, runs, sizes=sizes, method=args.trt_method, batch=args.batch)
     from helpers.gpu.stages import stages_for
 
-    stages = stages_for(args.preprocess, backend, graph=args.trt_method == "graph")
+    preprocess = "cpu" if args.batch > 1 else args.preprocess
+    stages = stages_for(preprocess, backend, graph=args.trt_method == "graph")
     if stages is not None:
         _OPENED.append(stages)  # closed before its backend (last in, first out): graph, buffers
     first = sizes[0] if sizes else None
@@ -184,16 +199,30 @@ def cmd_detect(args: argparse.Namespace) -> int:
     run_sizes = [detector.fixed_size] if detector.fixed_size else sizes or [detector.input_size]
     log = sys.stderr if args.json == "-" else sys.stdout
     pool = LanePool([detector, *_more_lanes(args, backend, detector, args.workers - 1)])
+    chunks = [args.images[i : i + args.batch] for i in range(0, len(args.images), args.batch)]
 
-    def work(lane: Detector, name: str) -> tuple[np.ndarray, Faces, Timings] | UserError:
+    def work(lane: Detector, names: list[str]) -> list[tuple[np.ndarray, Faces, Timings] | UserError]:
+        """One chunk on one lane, `--batch` images per backend run (a last partial batch at its
+        real size: no padding images); an image that cannot be read fails alone."""
+        read: list[np.ndarray | UserError] = []
+        for name in names:
+            try:
+                read.append(read_image(name))
+            except UserError as exc:
+                read.append(exc)
+        images = [r for r in read if not isinstance(r, UserError)]
         try:
-            image = read_image(name)
-            return (image, *lane.run_sizes(image, run_sizes))
-        except UserError as exc:  # one line for this image; the others still complete
-            return exc
+            if args.batch > 1 and images:
+                found = iter(lane.run_batch_sizes(images, run_sizes))
+            else:
+                found = iter([lane.run_sizes(image, run_sizes) for image in images])
+        except UserError as exc:  # the whole run failed: each of its images says so
+            return [r if isinstance(r, UserError) else exc for r in read]
+        return [r if isinstance(r, UserError) else (r, *next(found)) for r in read]
 
     results, failed, used, missed = [], [], set[str](), 0
-    for name, done in zip(args.images, pool.map(work, args.images), strict=True):
+    done_in_order = [d for chunk in pool.map(work, chunks) for d in chunk]
+    for name, done in zip(args.images, done_in_order, strict=True):
         try:
             if isinstance(done, UserError):
                 raise done
@@ -237,6 +266,22 @@ def cmd_detect(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if failed else 0
+
+
+def cmd_batchify(args: argparse.Namespace) -> int:
+    from helpers.batch.batchify import batchify, load, plan
+    from helpers.models import resolve
+
+    model = resolve(args.model)
+    changes = plan(load(model))
+    out = batchify(model, args.out)
+    if not changes:
+        print(f"{model} is batchable as it stands" + (f"; copied to {out}" if args.out else ""))
+        return 0
+    for change in changes:
+        print(f"  {change}")
+    print(f"batchable copy: {out}  (each image of a batch checked against its own run with ONNX Runtime)")
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -335,6 +380,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         sizes=tuple(parse_shape(s) for s in args.size),
         workspace=args.workspace * 2**20 if args.workspace is not None else None,
         opt_level=args.opt_level,
+        batch=tuple(args.batch_range) if args.batch_range else None,
     )
     result = build_engine(
         resolve(args.model), options, args.cache_dir or DEFAULT_CACHE_DIR, args.rebuild, not args.no_progress
@@ -511,18 +557,34 @@ def build_parser() -> argparse.ArgumentParser:
         "usable (default: %(default)s)",
     )
     p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N images per engine run (the model is made batchable first: see batchify); a last partial "
+        "batch runs at its real size (default: %(default)s)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,
         metavar="N",
-        help="detect N images at once, one lane each (TensorRT: one engine, N execution contexts and "
-        "streams); results stay in input order (default: %(default)s)",
+        help="detect N images (or batches) at once, one lane each (TensorRT: one engine, N execution "
+        "contexts and streams); results stay in input order (default: %(default)s)",
     )
     p.add_argument("--json", metavar="PATH", help="write results as JSON (atomically); - for stdout")
     p.add_argument(
         "--annotate", metavar="DIR", help="write the images with boxes and landmarks drawn into DIR"
     )
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser(
+        "batchify",
+        help="rewrite a model so its batch axis is real: N images per run, each image's rows its own",
+    )
+    p.add_argument("model", nargs="?", help=MODEL_HELP)
+    p.add_argument("--out", metavar="PATH", help="write here (default: cached in data/engines/batched/)")
+    p.set_defaults(func=cmd_batchify)
 
     fetchable = ", ".join(f"{name} ({pack.zip_name})" for name, pack in CATALOGUE.items())
     p = sub.add_parser(
@@ -569,6 +631,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SHAPE",
         help="an input size the engine must take; repeatable",
+    )
+    p.add_argument(
+        "--batch-range",
+        type=int,
+        nargs=3,
+        metavar=("MIN", "OPT", "MAX"),
+        help="images per run the profile covers, e.g. 1 4 8 (a batchable model: see batchify; "
+        "default: the N of --min/--opt/--max, 1)",
     )
     p.add_argument(
         "--workspace", type=int, metavar="MIB", help="builder workspace limit in MiB (default: TensorRT's)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,7 +19,7 @@ from helpers.backend import Backend, PreparedInput, static_size
 from helpers.decode import candidates
 from helpers.detections import Faces
 from helpers.errors import UserError
-from helpers.layout import Layout, infer_layout
+from helpers.layout import Layout, image_outputs, infer_layout
 from helpers.letterbox import Letterbox, Preprocessor
 from helpers.nms import nms
 
@@ -190,6 +191,77 @@ class Detector:
     def detect(self, image: np.ndarray) -> Faces:
         return self.run(image).faces
 
+    def run_batch(self, images: Sequence[np.ndarray], size: tuple[int, int] | None = None) -> list[Detection]:
+        """Detect in every image with one backend run; image i's faces come from its own slot.
+
+        Each image (any size) is letterboxed into slot i of an (N, 3, H, W) input: on TensorRT
+        the engine's pinned input, else a blob kept per thread and batch size (so several threads
+        may call this at once). The batch run's time is shared equally; pre- and post-processing
+        are each image's own.
+        """
+        if not images:
+            return []
+        size = self.fixed_size or (check_size(size) if size else self.input_size)
+        self._check_batch(len(images))
+        shape = (len(images), 3, size[1], size[0])
+        if self._in_place is not None:
+            with self._in_place.input_array(self.input_name, shape) as target:
+                boxes, pre = self.letterbox_batch(images, size, target)
+                t1 = time.perf_counter()
+                outputs = self._in_place.run_prepared()
+        else:
+            blob = self._batch_blob(shape)
+            boxes, pre = self.letterbox_batch(images, size, blob)
+            t1 = time.perf_counter()
+            feed = blob if self.input_dtype is None else blob.astype(self.input_dtype)
+            outputs = self.backend.run({self.input_name: feed})
+        share = (time.perf_counter() - t1) * 1e3 / len(images)
+        return self.decode_batch(outputs, boxes, [Timings(p, share) for p in pre])
+
+    def letterbox_batch(
+        self, images: Sequence[np.ndarray], size: tuple[int, int], out: np.ndarray
+    ) -> tuple[list[Letterbox], list[float]]:
+        """Each image into its slot of `out` (N, 3, H, W): the letterboxes and the ms each took."""
+        boxes, pre = [], []
+        for i, image in enumerate(images):
+            t0 = time.perf_counter()
+            boxes.append(self._prep(image, size, out=out[i : i + 1])[1])
+            pre.append((time.perf_counter() - t0) * 1e3)
+        return boxes, pre
+
+    def decode_batch(
+        self, outputs: dict[str, np.ndarray], boxes: list[Letterbox], timings: list[Timings]
+    ) -> list[Detection]:
+        """Decode and NMS each image of a batch run on its own rows; adds each one's post time."""
+        found = []
+        for i, (box, timing) in enumerate(zip(boxes, timings, strict=True)):
+            t0 = time.perf_counter()
+            own = image_outputs(outputs, i) if self.layout.holds_batch else outputs  # (N, C): one image
+            faces, cands, kept = postprocess(own, self.layout, box, self.score_threshold, self.nms_threshold)
+            timing.postprocess = (time.perf_counter() - t0) * 1e3
+            found.append(Detection(faces, cands, kept, box, own, timing))
+        return found
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Faces]:
+        return [d.faces for d in self.run_batch(images)]
+
+    def _check_batch(self, count: int) -> None:
+        if self.stages is not None:
+            raise UserError("the GPU stages take one image per run; use --preprocess cpu with --batch")
+        if count > 1 and not self.layout.holds_batch:
+            raise UserError(
+                "this model's (N, C) outputs cannot keep images apart; make it batchable first: "
+                "python -m helpers batchify MODEL"
+            )
+
+    def _batch_blob(self, shape: tuple[int, ...]) -> np.ndarray:
+        """This thread's (N, 3, H, W) input for one batch shape, reused by its later batches."""
+        blobs: dict[tuple[int, ...], np.ndarray] = self._local.__dict__.setdefault("batch_blobs", {})
+        blob = blobs.get(shape)
+        if blob is None:
+            blob = blobs[shape] = np.empty(shape, np.float32)
+        return blob
+
     def run_sizes(self, image: np.ndarray, sizes: list[tuple[int, int]]) -> tuple[Faces, Timings]:
         """Detect at each size and merge before one NMS (insightface 2.x's two-scale detection); the
         timings are summed over the sizes, the merge counted as postprocessing.
@@ -197,12 +269,26 @@ class Detector:
         A small size sees faces that fill the frame, which the 640 input
         can miss; merging before NMS keeps the best box of each face.
         """
+        self._check_sizes(sizes)
+        return self._merged([self.run(image, s) for s in sizes])
+
+    def run_batch_sizes(
+        self, images: Sequence[np.ndarray], sizes: list[tuple[int, int]]
+    ) -> list[tuple[Faces, Timings]]:
+        """`run_sizes` for every image, one backend run per size for the whole batch."""
+        self._check_sizes(sizes)
+        per_size = [self.run_batch(images, s) for s in sizes]
+        return [self._merged([runs[i] for runs in per_size]) for i in range(len(images))]
+
+    def _check_sizes(self, sizes: list[tuple[int, int]]) -> None:
         if self.fixed_size and len(set(sizes)) > 1:
             w, h = self.fixed_size
             raise UserError(
                 f"this model has a static {w}x{h} input; several input sizes need a dynamic export"
             )
-        runs = [self.run(image, s) for s in sizes]
+
+    def _merged(self, runs: list[Detection]) -> tuple[Faces, Timings]:
+        """One image's runs at several sizes merged by one NMS; the merge counts as postprocessing."""
         t0 = time.perf_counter()
         faces = runs[0].faces if len(runs) == 1 else merge([r.faces for r in runs], self.nms_threshold)
         merging = (time.perf_counter() - t0) * 1e3

@@ -1,4 +1,4 @@
-"""Which SCRFD output is score, bbox or landmarks for which stride.
+"""Which SCRFD output is score, bbox or landmarks for which stride, for one image or a batch.
 
 Exports differ in output order, names, rank (N,C) / (1,N,C) / (1,A*C,H,W) and
 even in the shapes they declare, and TensorRT may reorder I/O tensors. So the
@@ -40,6 +40,11 @@ class Layout:
         """Anchor rows a level has at this input size (conv arithmetic rounds up)."""
         return -(-height // stride) * -(-width // stride) * self.anchors
 
+    @property
+    def holds_batch(self) -> bool:
+        """(B, N, C) and (B, A*C, H, W) outputs keep images apart; (N, C) rows hold one image only."""
+        return self.batched or self.nchw
+
     def as_rows(self, array: np.ndarray) -> np.ndarray:
         """View one raw output as (rows, channels), whatever rank the export uses."""
         if array.ndim == 2:
@@ -62,6 +67,11 @@ class Layout:
                 for kind in KINDS
             },
         }
+
+
+def image_outputs(outputs: Mapping[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
+    """Image `index` of a batch run's (B, ...) outputs, as the batch-1 views a single run gives."""
+    return {name: value[index : index + 1] for name, value in outputs.items()}
 
 
 def _rows_channels(shape: tuple[int, ...], nchw: bool, anchors: int | None) -> tuple[int, int]:
@@ -98,8 +108,11 @@ def infer_layout(
         )
     rank = len(next(iter(shapes.values())))
     nchw = rank == 4
-    if rank in (3, 4) and any(s[0] != 1 for s in shapes.values()):
-        raise UserError("not an SCRFD model layout this workbook reads: batched outputs must have batch 1")
+    if rank in (3, 4) and len({s[0] for s in shapes.values()}) != 1:
+        raise UserError(
+            f"not an SCRFD model layout this workbook reads: the outputs disagree on the batch size "
+            f"({sorted({s[0] for s in shapes.values()})}); each output must hold every image of the batch"
+        )
     anchors_hint = _nchw_anchors(list(shapes.values())) if nchw else None
     by_kind: dict[str, list[tuple[int, str]]] = {}
     for name, shape in shapes.items():

@@ -26,6 +26,7 @@ from helpers.errors import UserError
 ENV = "SCRFD_MODEL_DIR"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = PROJECT_DIR / "data" / "models"
+ENGINES_DIR = PROJECT_DIR / "data" / "engines"  # git-ignored: engines and batchable copies of models
 RELEASES = "https://github.com/deepinsight/insightface/releases/download/v0.7"
 # Bigger detectors first: the default is the most accurate model the folder holds.
 PREFERENCE = ("det_10g", "scrfd_10g_bnkps", "det_2.5g", "scrfd_2.5g", "det_500m", "scrfd_500m")

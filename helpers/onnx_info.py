@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.backend import TensorInfo, static_size
+from helpers.batch.batchify import plan
 from helpers.detector import probe_shapes
 from helpers.errors import UserError
 from helpers.layout import Layout, infer_layout
@@ -29,6 +30,8 @@ class ModelReport:
     ops: dict[str, int]
     layout: Layout
     real_shapes: dict[str, tuple[int, ...]]
+    batch_changes: list[str]  # what batchify would change; empty: batchable as it stands
+    batch_refusal: str | None = None  # why batchify cannot rewrite it
 
     def to_json(self) -> dict:
         return {
@@ -40,7 +43,21 @@ class ModelReport:
             "ops": self.ops,
             "layout": self.layout.to_json(),
             "real_output_shapes": {k: list(v) for k, v in self.real_shapes.items()},
+            "batch": {
+                "batchable": not self.batch_changes and self.batch_refusal is None,
+                "rewrite": self.batch_changes,
+                "cannot_rewrite": self.batch_refusal,
+            },
         }
+
+    def batch_line(self) -> str:
+        if self.batch_refusal:
+            return f"batch    not batchable: {self.batch_refusal}"
+        if not self.batch_changes:
+            return "batch    batchable as it stands (dynamic batch, every head keeps it first)"
+        shown = "; ".join(self.batch_changes[:3]) + (" ..." if len(self.batch_changes) > 3 else "")
+        count = len(self.batch_changes)
+        return f"batch    not batchable as it stands; `batchify` makes {count} changes: {shown}"
 
 
 def _load(path: Path):
@@ -71,8 +88,13 @@ def inspect_model(path: str | Path, size: tuple[int, int] = PROBE_SIZE) -> Model
     run_size = fixed or size
     real = probe_shapes(backend, run_size)
     layout = infer_layout(real, run_size[0], run_size[1], fixed is None)
+    try:
+        changes, refusal = [str(c) for c in plan(model)], None
+    except UserError as exc:
+        changes, refusal = [], str(exc)
+    producer = model.producer_name or ""
     return ModelReport(
-        path, backend.inputs, backend.outputs, opset, model.producer_name or "", ops, layout, real
+        path, backend.inputs, backend.outputs, opset, producer, ops, layout, real, changes, refusal
     )
 
 
@@ -99,6 +121,7 @@ def format_report(r: ModelReport) -> str:
     lines.append("  stride  " + "".join(f"{k:<12}" for k in kinds))
     for s in lay.strides:
         lines.append(f"  {s:<6}  " + "".join(f"{lay.outputs[k][s]:<12}" for k in kinds))
+    lines.append(r.batch_line())
     top = ", ".join(f"{k} {v}" for k, v in list(r.ops.items())[:8])
     lines.append(f"ops      {sum(r.ops.values())} nodes: {top}")
     lines.append(

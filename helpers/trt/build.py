@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from helpers.atomic import write_bytes
 from helpers.errors import UserError
-from helpers.models import PROJECT_DIR
+from helpers.models import ENGINES_DIR
 from helpers.precision import PRECISIONS
 from helpers.trt.autocast import autocast_fp16
 from helpers.trt.cache import BuildKey, CacheEntry, EngineCache, file_sha256
@@ -26,7 +26,7 @@ from helpers.trt.specs import Profile, Shape, check_profile_fits, default_profil
 if TYPE_CHECKING:
     import tensorrt as trt
 
-DEFAULT_CACHE_DIR = PROJECT_DIR / "data" / "engines"  # git-ignored
+DEFAULT_CACHE_DIR = ENGINES_DIR
 MAX_OPT_LEVEL = 5
 
 
@@ -42,6 +42,7 @@ class BuildOptions:
     workspace: int | None = None  # bytes; None leaves TensorRT's default (all device memory)
     opt_level: int = 3
     device: int = 0
+    batch: tuple[int, int, int] | None = None  # min, opt, max images per run (dynamic-batch models)
 
     def check(self) -> None:
         if self.precision not in PRECISIONS:
@@ -50,6 +51,9 @@ class BuildOptions:
             raise UserError(f"--opt-level {self.opt_level} is outside 0..{MAX_OPT_LEVEL} (default 3)")
         if self.workspace is not None and self.workspace <= 0:
             raise UserError(f"--workspace {self.workspace} must be a positive number of bytes")
+        if self.batch is not None and not 0 < self.batch[0] <= self.batch[1] <= self.batch[2]:
+            lo, opt, hi = self.batch
+            raise UserError(f"--batch-range {lo} {opt} {hi} is not ordered 1 <= min <= opt <= max")
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,12 @@ def read_onnx_input(onnx_path: Path) -> OnnxInput:
 def resolve_profile(onnx_input: OnnxInput, options: BuildOptions) -> Profile | None:
     """The optimization profile to build with, or None for a fixed-size model."""
     given = {"--min": options.min_shape, "--opt": options.opt_shape, "--max": options.max_shape}
+    fixed_batch = onnx_input.dims[0] if isinstance(onnx_input.dims[0], int) else None
+    if options.batch is not None and fixed_batch is not None and set(options.batch) != {fixed_batch}:
+        raise UserError(
+            f"input {onnx_input.name!r} is fixed at batch {fixed_batch}, so --batch-range cannot change it; "
+            "make the model batchable first (python -m helpers batchify MODEL) and build that file"
+        )
     if not onnx_input.dynamic:
         asked = [flag for flag, shape in given.items() if shape is not None]
         if asked:
@@ -114,10 +124,20 @@ def resolve_profile(onnx_input: OnnxInput, options: BuildOptions) -> Profile | N
             )
         return None
     explicit = [s for s in given.values() if s is not None]
-    base = default_profile([*options.sizes, *explicit], options.opt_shape)
-    profile = Profile(options.min_shape or base.min, base.opt, options.max_shape or base.max)
+    fixed = _fixed_sides(onnx_input.dims)
+    base = default_profile([*options.sizes, *explicit], options.opt_shape, fixed)
+    shapes = (options.min_shape or base.min, base.opt, options.max_shape or base.max)
+    if options.batch is not None:
+        shapes = tuple((n, *shape[1:]) for n, shape in zip(options.batch, shapes, strict=True))  # type: ignore[assignment]
+    profile = Profile(*shapes)
     check_profile_fits(onnx_input.name, onnx_input.dims, profile)
     return profile
+
+
+def _fixed_sides(dims: tuple[int | str, ...]) -> tuple[int, int] | None:
+    """(H, W) of an input whose batch alone is dynamic (a batchable static export), else None."""
+    h, w = dims[2:4] if len(dims) == 4 else ("?", "?")
+    return (h, w) if isinstance(h, int) and isinstance(w, int) else None
 
 
 def format_parser_error(node: int, node_name: str, node_operator: str, desc: str) -> str:

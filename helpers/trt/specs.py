@@ -182,12 +182,18 @@ def check_side_multiple(shape: Shape) -> None:
         )
 
 
-def default_profile(sizes: Iterable[Shape] = (), opt: Shape | None = None) -> Profile:
+def default_profile(
+    sizes: Iterable[Shape] = (), opt: Shape | None = None, fixed: tuple[int, int] | None = None
+) -> Profile:
     """A profile for a dynamic SCRFD input that covers insightface 2.x's two scales and `sizes`.
 
     min is 128x128 (or smaller if asked), opt 640x640 unless given, max 640 or the largest
-    requested height and width; every requested size must be a multiple of 32.
+    requested height and width; every requested size must be a multiple of 32. An input whose
+    (H, W) is `fixed` (only its batch is dynamic) keeps that size everywhere.
     """
+    if fixed is not None:
+        side = (1, 3, *fixed)
+        return Profile(side, opt or side, side)
     wanted = [*sizes, *([opt] if opt else [])]
     for shape in wanted:
         check_side_multiple(shape)

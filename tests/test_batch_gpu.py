@@ -1,0 +1,80 @@
+"""Batches through a TensorRT engine: every image of a batch equals its own run, for v2, v3 and a
+CUDA graph, with the batch changing between runs (buffers resized, the graph captured again).
+
+Needs a real TensorRT (or trtemu, the TensorRT API emulator, not TensorRT) with pycuda and a CUDA
+GPU; elsewhere skipped by name. On the H200: PYTHONPATH=<trtemu> pytest tests/test_batch_gpu.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import MODEL_NAMES, named_model
+from test_batch import mixed_images
+
+from helpers.batch.batchify import batchify
+from helpers.detector import Detector
+from helpers.ort_backend import OnnxRuntimeBackend
+from helpers.trt.backend import TensorRTBackend, tensorrt_available
+from helpers.trt.build import BuildOptions
+from helpers.trt.runner import METHODS
+
+AVAILABLE, WHY = tensorrt_available()
+pytestmark = [
+    pytest.mark.tensorrt,
+    pytest.mark.gpu,
+    pytest.mark.skipif(not AVAILABLE, reason=f"TensorRT not installed or not usable here: {WHY}"),
+]
+FP32_TOL = {"rtol": 1e-2, "atol": 1e-2}  # as tests/test_trt_engine.py: TF32 on Ampere and newer
+BOX_TOL_PX = 0.5
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("engines")
+
+
+def size_of(name: str) -> tuple[int, int]:
+    return (640, 640) if name.endswith("bnkps") else (640, 480)
+
+
+def engine(name: str, method: str, cache_dir) -> TensorRTBackend:
+    w, h = size_of(name)
+    options = BuildOptions(batch=(1, 4, 8), sizes=((1, 3, h, w),))
+    model = batchify(named_model(name), cache_dir=cache_dir)
+    return TensorRTBackend(model, method, options, cache_dir=cache_dir, progress=False)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_each_image_of_an_engine_batch_equals_its_own_run(name, method, cache_dir):
+    w, h = size_of(name)
+    x = np.random.default_rng(7).normal(0, 0.5, (8, 3, h, w)).astype(np.float32)
+    reference = OnnxRuntimeBackend(named_model(name), providers=["CPUExecutionProvider"])
+    with engine(name, method, cache_dir) as backend:
+        for n in (3, 8, 1, 3):  # the batch changes between runs
+            both = backend.run({"input.1": x[:n]})
+            assert all(v.shape[0] == n and not np.isnan(v).any() for v in both.values())
+            for i in range(n):
+                own = backend.run({"input.1": x[i : i + 1]})
+                for key, value in own.items():
+                    np.testing.assert_allclose(both[key][i : i + 1], value, err_msg=key, **FP32_TOL)
+            ort = reference.run({"input.1": x[n - 1 : n]})
+            for key, value in ort.items():
+                np.testing.assert_allclose(
+                    both[key][n - 1].reshape(value.shape), value, err_msg=key, **FP32_TOL
+                )
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_detector_batch_on_an_engine_gives_the_one_at_a_time_faces(method, cache_dir):
+    name = "scrfd_2.5g"
+    single = Detector(OnnxRuntimeBackend(named_model(name)), size_of(name))
+    images = mixed_images()
+    with engine(name, method, cache_dir) as backend:
+        batched = Detector(backend, size_of(name))
+        for chunk in (images[:4], images[4:], images[:1]):  # 4, a partial 2, then 1
+            for image, found in zip(chunk, batched.run_batch(chunk), strict=True):
+                want = single.run(image).faces
+                assert len(found.faces) == len(want)
+                np.testing.assert_allclose(found.faces.boxes, want.boxes, atol=BOX_TOL_PX)

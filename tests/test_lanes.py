@@ -117,7 +117,8 @@ def test_bad_lane_counts_are_one_line_errors(default_model):
 
 
 def test_detect_with_workers_writes_the_one_worker_json(default_model, tmp_path):
-    """Same faces, same order, same failures; only the timings differ."""
+    """Same faces, same order, same failures, also in batches over lanes; only the timings (and
+    the batched model's path) differ."""
     images = [str(sample_path(n)) for n in ("crowd48.png", "astronaut.png", "large_face.png")]
     images.insert(1, str(tmp_path / "missing.jpg"))
     runs = {}

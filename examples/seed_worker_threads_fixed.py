@@ -45,10 +45,21 @@ class ErrorLog(trt.ILogger):
         return self.local.errors
 
 
-def run_frames(engine: trt.ICudaEngine, log: ErrorLog, blob: np.ndarray, frames: int) -> int:
-    """One worker's frames with its own context, stream and buffers; the primary context is current."""
+SETUP = threading.Lock()
+
+
+def run_frames(
+    engine: trt.ICudaEngine, log: ErrorLog, blob: np.ndarray, frames: int, ready: threading.Barrier
+) -> int:
+    """One worker's frames with its own context, stream and buffers; the primary context is current.
+
+    Every worker sets up first (one at a time), then all serve: no execution context is created
+    while another worker's frames run (trtemu, the emulator these runs were recorded with, could
+    not answer one made mid-run).
+    """
     input_name, output_names = io_names(engine)
-    context = engine.create_execution_context()
+    with SETUP:
+        context = engine.create_execution_context()
     if context is None:
         raise RuntimeError("create_execution_context returned None")
     if not context.set_input_shape(input_name, blob.shape):
@@ -63,6 +74,7 @@ def run_frames(engine: trt.ICudaEngine, log: ErrorLog, blob: np.ndarray, frames:
         for name, allocation in device.items():
             if not context.set_tensor_address(name, int(allocation)):
                 raise RuntimeError(f"set_tensor_address({name}) refused")
+        ready.wait(timeout=300)
         faces = 0
         for _ in range(frames):
             np.copyto(host[input_name], blob)
@@ -99,12 +111,15 @@ def main() -> None:
     finally:
         cuda.Context.pop()
 
+    ready = threading.Barrier(args.workers)
+
     def worker(index: int, engine: trt.ICudaEngine) -> None:
         result: dict = {"script": "fixed", "worker": index, "frames": args.frames, "faces": None}
         primary.push()  # before any CUDA call in this thread
         try:
-            result["faces"] = run_frames(engine, log, blob, args.frames)
-        except (RuntimeError, cuda.Error) as error:
+            result["faces"] = run_frames(engine, log, blob, args.frames, ready)
+        except (RuntimeError, cuda.Error, threading.BrokenBarrierError) as error:
+            ready.abort()  # the other workers stop waiting for this one
             log.errors().append(f"{type(error).__name__}: {error}")
         finally:
             cuda.Context.pop()

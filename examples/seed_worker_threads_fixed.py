@@ -53,9 +53,9 @@ def run_frames(
 ) -> int:
     """One worker's frames with its own context, stream and buffers; the primary context is current.
 
-    Every worker sets up first (one at a time), then all serve: no execution context is created
-    while another worker's frames run (trtemu, the emulator these runs were recorded with, could
-    not answer one made mid-run).
+    Every worker sets up first, one at a time, with one warm-up enqueue (as trtexec warms up),
+    then all serve together: trtemu, the emulator these runs were recorded with, could not answer
+    a context whose first enqueue came while another worker's did.
     """
     input_name, output_names = io_names(engine)
     with SETUP:
@@ -74,6 +74,10 @@ def run_frames(
         for name, allocation in device.items():
             if not context.set_tensor_address(name, int(allocation)):
                 raise RuntimeError(f"set_tensor_address({name}) refused")
+        with SETUP:
+            if not context.execute_async_v3(stream.handle):  # warm-up: the outputs are rewritten below
+                raise RuntimeError(f"execute_async_v3 returned False: {log.errors()[-1:]}")
+            stream.synchronize()  # done before the next worker's warm-up
         ready.wait(timeout=300)
         faces = 0
         for _ in range(frames):

@@ -37,8 +37,8 @@ from helpers.ort_backend import OnnxRuntimeBackend
 BATCHES = (1, 4, 8, 16)
 FRAMES = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
 NOT_MEASURED = [
-    "GPU stages at batch N: helpers.gpu takes one image per run on this branch",
-    "throughput with the stand-in engine (benchmarks/standin_engine.py): branch lanes not merged here",
+    "GPU stages at batch N: helpers.gpu runs one image per call (not built yet)",
+    "throughput with the stand-in engine (benchmarks/standin_engine.py, not TensorRT) at batch N: not built yet",
 ]
 
 

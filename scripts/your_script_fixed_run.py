@@ -49,7 +49,7 @@ def run_example(script: str, args: argparse.Namespace) -> dict:
     workers = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     trt_lines = [line for line in (result.stdout + result.stderr).splitlines() if "[TRT]" in line]
     return {
-        "command": " ".join(["python", f"examples/{script}", *command[3:]]),
+        "command": " ".join(["python", f"examples/{script}", *command[2:]]),
         "returncode": result.returncode,
         "workers": workers,
         "tensorrt_log": trt_lines[:20],

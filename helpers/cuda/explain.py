@@ -14,7 +14,7 @@ _CONTEXT_FIX = (
     "everything in one thread, or wrap the work in the worker with `with ctx.activate():` "
     "(helpers.cuda.context.run_in_thread), or use the primary context everywhere "
     "(CudaContext.primary() / pycuda.autoprimaryctx instead of pycuda.autoinit; "
-    "cudaSetDevice(n) in every thread for GPU n > 0). execute_v2 hides this; it is no fix."
+    "cudaSetDevice(n) in every thread for its GPU n, 0 included). execute_v2 hides this; it is no fix."
 )
 
 
@@ -67,7 +67,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "stream that belongs to another context. Typical: pycuda.autoinit made a private "
         "context on the main thread (stream, buffers), inference runs in a worker thread "
         "where the CUDA runtime made the primary context current; or GPU index > 0 without "
-        "cudaSetDevice in the worker. Measured on an H100 (reports/gpu_evidence.json): such a "
+        "cudaSetDevice in the worker. Measured on an H100 with a CUDA-level stand-in, not TensorRT (reports/gpu_evidence.json): such a "
         "launch fails with CUDA_ERROR_INVALID_HANDLE while copies on that stream still run, "
         "so outputs come back unwritten.",
         _CONTEXT_FIX,

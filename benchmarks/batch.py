@@ -38,7 +38,8 @@ BATCHES = (1, 4, 8, 16)
 FRAMES = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
 NOT_MEASURED = [
     "GPU stages at batch N: helpers.gpu runs one image per call (not built yet)",
-    "throughput with the stand-in engine (benchmarks/standin_engine.py, not TensorRT) at batch N: not built yet",
+    "throughput with the stand-in engine (benchmarks/standin_engine.py, not TensorRT) at batch N: "
+    "not built yet",
 ]
 
 

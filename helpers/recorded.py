@@ -77,7 +77,10 @@ def script_run(path: Path = RECORDINGS / "your_script_fixed.json") -> str:
         lines += [f"  {line}" for line in run["tensorrt_log"][:6]]
         for worker in run["workers"]:
             errors = "; ".join(worker["errors"]) or "none"
-            lines.append(f"  worker {worker['worker']}: {worker['faces']} faces, errors: {errors}")
+            lines.append(
+                f"  worker {worker['worker']}: {worker['faces']} faces in its last frame "
+                f"({worker['frames']} frames run), errors: {errors}"
+            )
         if not run["workers"]:
             lines += ["  no worker reported; the end of its stderr:", *(f"  {x}" for x in run["stderr_tail"])]
     return "\n".join(lines)

@@ -48,7 +48,7 @@ def test_the_script_run_report_names_its_machine_and_every_worker(tmp_path):
     assert script_run(tmp_path / "none.json").startswith("Not recorded yet")
 
     def side(faces, errors):
-        workers = [{"worker": i, "faces": faces, "errors": errors} for i in range(2)]
+        workers = [{"worker": i, "frames": 3, "faces": faces, "errors": errors} for i in range(2)]
         return {
             "command": "python x",
             "returncode": 0,
@@ -67,4 +67,4 @@ def test_the_script_run_report_names_its_machine_and_every_worker(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps(report))
     text = script_run(tmp_path / "r.json")
     assert text.splitlines()[0] == f"[{report['label']}]"
-    assert text.count("0 faces, errors: none") == 2 and text.count("48 faces") == 2
+    assert text.count("0 faces in its last frame") == 2 and text.count("48 faces") == 2

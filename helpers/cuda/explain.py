@@ -67,7 +67,8 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "stream that belongs to another context. Typical: pycuda.autoinit made a private "
         "context on the main thread (stream, buffers), inference runs in a worker thread "
         "where the CUDA runtime made the primary context current; or GPU index > 0 without "
-        "cudaSetDevice in the worker. Measured on an H100 with a CUDA-level stand-in, not TensorRT (reports/gpu_evidence.json): such a "
+        "cudaSetDevice in the worker. Measured on an H100 with a CUDA-level stand-in, not TensorRT "
+        "(reports/gpu_evidence.json): such a "
         "launch fails with CUDA_ERROR_INVALID_HANDLE while copies on that stream still run, "
         "so outputs come back unwritten.",
         _CONTEXT_FIX,

@@ -101,7 +101,8 @@ RULES: dict[str, Rule] = {
         Rule(
             "TRT004",
             "TensorRT call whose result is ignored",
-            "check it: `if not context.set_tensor_address(name, ptr): raise RuntimeError(...)`, `if not context.execute_async_v3(stream.handle): ...`; test "
+            "check it: `if not context.set_tensor_address(name, ptr): raise RuntimeError(...)`, "
+            "`if not context.execute_async_v3(stream.handle): ...`; test "
             "build_serialized_network / deserialize_cuda_engine results against None",
             "These calls report failure by returning False or None, not by raising. Unchecked, a failed "
             "enqueue or a rejected shape leaves the outputs as they were (zeros): 'no faces, high FPS'.",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import _thread
 import io
 import threading
-import time
 
 import pytest
 
@@ -168,16 +167,24 @@ def test_job_returns_result_and_reraises_errors():
 
 def test_ctrl_c_while_waiting_cancels_instead_of_abandoning_the_build():
     state = ProgressState()
+    ready, waiting, cancelled = threading.Event(), threading.Event(), threading.Event()
+    state.subscribe(lambda s: cancelled.set() if s.cancelled else None)
 
     def build() -> str:
-        time.sleep(0.3)  # let the main thread reach wait()
+        ready.wait(10)
+        waiting.wait(10)  # the main thread is inside wait()
         _thread.interrupt_main()  # what Ctrl-C / Jupyter's interrupt does to the waiting thread
-        deadline = time.monotonic() + 10
-        while not state.cancelled and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return "cancelled" if state.cancelled else "not cancelled"
+        return "cancelled" if cancelled.wait(10) else "not cancelled"
 
     job = Job(build, state)
+    real_wait = job._finished.wait
+
+    def watched(timeout: float | None = None) -> bool:
+        waiting.set()
+        return real_wait(timeout)
+
+    job._finished.wait = watched  # type: ignore[method-assign]
+    ready.set()
     assert job.wait() == "cancelled"
     assert job.done()
 

@@ -148,10 +148,9 @@ def test_many_threads_share_one_backend_and_two_backends_share_the_gpu(model, tm
 def test_close_from_another_thread_waits_for_the_run(model, tmp_path):
     out = scenario(
         """
-        import time
         from helpers.errors import UserError
         backend = TensorRTBackend(MODEL, cache_dir=CACHE, progress=False)
-        seen = []
+        seen, running = [], threading.Event()
 
         def keep_running():
             for _ in range(50):
@@ -160,10 +159,11 @@ def test_close_from_another_thread_waits_for_the_run(model, tmp_path):
                 except UserError as exc:
                     seen.append(str(exc))
                     return
+                running.set()
 
         worker = threading.Thread(target=keep_running)
         worker.start()
-        time.sleep(0.2)
+        running.wait(120)  # one run done, the next under way: close() comes mid-stream
         backend.close()
         worker.join()
         print(json.dumps({"seen": seen}))

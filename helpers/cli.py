@@ -126,22 +126,19 @@ def _more_lanes(args: argparse.Namespace, backend: Any, first: Detector, n: int)
     """`n` more lanes like `first`: on TensorRT each its own execution context, stream and GPU
     stages on the one engine; on ONNX Runtime the same session (it may run from many threads)."""
     from helpers.detector import Detector
+    from helpers.lanes.make import tensorrt_lane
     from helpers.trt.backend import TensorRTBackend
 
-    lanes = []
-    for _ in range(n):
-        lane = backend
-        if isinstance(backend, TensorRTBackend):
-            lane = TensorRTBackend(engine=backend.loaded, method=args.trt_method)
-            _OPENED.append(lane)  # closed before the first backend, which owns the engine
-        stages = None
-        if first.stages is not None:
-            from helpers.gpu.stages import GpuStages
-
-            stages = GpuStages(lane, graph=args.trt_method == "graph")
-            _OPENED.append(stages)
-        lanes.append(Detector(lane, first.requested_size, first.score_threshold, first.nms_threshold, stages))
-    return lanes
+    like: dict[str, Any] = {
+        "input_size": first.requested_size,
+        "score_threshold": first.score_threshold,
+        "nms_threshold": first.nms_threshold,
+    }
+    if not isinstance(backend, TensorRTBackend):
+        return [Detector(backend, **like) for _ in range(n)]
+    gpu = first.stages is not None
+    # Closed before the first backend, which owns the engine (_OPENED closes last in, first out).
+    return [tensorrt_lane(backend.loaded, args.trt_method, gpu, _OPENED, **like) for _ in range(n)]
 
 
 def cmd_detect(args: argparse.Namespace) -> int:

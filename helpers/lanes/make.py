@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from helpers.backend import Closeable
 from helpers.detector import Detector
 from helpers.errors import UserError
 from helpers.lanes.pool import LanePool
+
+if TYPE_CHECKING:
+    from helpers.trt.engine import LoadedEngine
 
 
 def check_lanes(lanes: int) -> int:
@@ -30,6 +33,24 @@ def onnxruntime_lanes(
     return LanePool([Detector(backend, **detector) for _ in range(lanes)])
 
 
+def tensorrt_lane(
+    engine: LoadedEngine, method: str, gpu_stages: bool, made: list[Closeable], **detector: Any
+) -> Detector:
+    """One lane on `engine`: its own execution context, non-blocking stream, buffers and (with
+    `gpu_stages`) GPU stages, appended to `made` in the order they must be closed in reverse."""
+    from helpers.trt.backend import TensorRTBackend
+
+    backend = TensorRTBackend(engine=engine, method=method)
+    made.append(backend)
+    stages = None
+    if gpu_stages:
+        from helpers.gpu.stages import GpuStages
+
+        stages = GpuStages(backend, graph=method == "graph")
+        made.append(stages)
+    return Detector(backend, stages=stages, **detector)
+
+
 def tensorrt_lanes(
     model: str | Path,
     lanes: int,
@@ -40,10 +61,8 @@ def tensorrt_lanes(
     progress: bool = True,
     **detector: Any,
 ) -> LanePool:
-    """`lanes` detectors on one TensorRT engine, deserialised once: each lane its own execution
-    context, non-blocking stream, buffers and (with `gpu_stages`) GPU stages, all in the engine's
-    primary context. With method "graph" each lane captures its own CUDA graphs."""
-    from helpers.trt.backend import TensorRTBackend
+    """`lanes` detectors on one TensorRT engine, deserialised once, each a `tensorrt_lane`, all in
+    the engine's primary context. With method "graph" each lane captures its own CUDA graphs."""
     from helpers.trt.build import DEFAULT_CACHE_DIR
     from helpers.trt.engine import LoadedEngine
 
@@ -51,17 +70,7 @@ def tensorrt_lanes(
     engine = LoadedEngine(model, options, cache_dir or DEFAULT_CACHE_DIR, progress)
     made: list[Closeable] = [engine]  # closed in reverse: stages, backends, the engine last
     try:
-        detectors = []
-        for _ in range(lanes):
-            backend = TensorRTBackend(engine=engine, method=method)
-            made.append(backend)
-            stages = None
-            if gpu_stages:
-                from helpers.gpu.stages import GpuStages
-
-                stages = GpuStages(backend, graph=method == "graph")
-                made.append(stages)
-            detectors.append(Detector(backend, stages=stages, **detector))
+        detectors = [tensorrt_lane(engine, method, gpu_stages, made, **detector) for _ in range(lanes)]
     except BaseException:
         for item in reversed(made):
             item.close()

@@ -124,9 +124,7 @@ def main() -> None:
         for label, (w, h) in FRAMES.items():
             frame = cv2.resize(photo, (w, h))
             for pinned in (False, True):
-                host = _host_ms(
-                    pools[args.lanes[0]][0][0], frame if not pinned else None, pools[args.lanes[0]][0][1]
-                )
+                host = _host_ms(pools[args.lanes[0]][0][0], frame, pools[args.lanes[0]][0][1], pinned)
                 print(
                     f"E {engine_ms} ms {label} {'pinned' if pinned else 'pageable'}: one lane's host ms "
                     f"{host}"
@@ -162,9 +160,12 @@ def main() -> None:
         write_text(args.json, json.dumps(report, indent=2) + "\n")
 
 
-def _host_ms(detector: Detector, frame: np.ndarray | None, stages: GpuStages) -> dict[str, float]:
+def _host_ms(detector: Detector, frame: np.ndarray, stages: GpuStages, pinned: bool) -> dict[str, float]:
     """Median host ms per step of one lane's frame (pre: stage + enqueue, wait, post: collect + NMS)."""
-    source = frame if frame is not None else stages.frame_buffer(stages.letterbox.staging.shape)
+    source = frame
+    if pinned:
+        source = stages.frame_buffer(frame.shape)
+        np.copyto(source, frame)
     steps: dict[str, list[float]] = {"pre": [], "wait": [], "post": []}
     for _ in range(50):
         t = detector.run(source).timings

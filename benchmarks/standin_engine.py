@@ -105,14 +105,16 @@ class StandinEngine:
 
 
 def recorded_engine(
-    model: Any, image: np.ndarray, size: tuple[int, int], engine_ms: float, kernels: int = 1
+    model: Any, image: np.ndarray, size: tuple[int, int], engine_ms: float, kernels: int = 1, batch: int = 1
 ) -> StandinEngine:
-    """A stand-in whose outputs are ONNX Runtime's for `image` letterboxed to `size`."""
+    """A stand-in whose outputs are ONNX Runtime's for `batch` copies of `image` letterboxed to
+    `size` (a batch larger than one needs a batchable model: helpers.batch.batchify)."""
     from helpers.letterbox import Preprocessor
     from helpers.ort_backend import OnnxRuntimeBackend
 
     backend = OnnxRuntimeBackend(model, providers=["CPUExecutionProvider"])
     blob, _ = Preprocessor()(image, size)
+    blob = np.repeat(blob, batch, axis=0)
     name = backend.inputs[0].name
     outputs = backend.run({name: blob})
     return StandinEngine([TensorInfo(name, tuple(blob.shape), "float32")], outputs, engine_ms, kernels)

@@ -162,10 +162,6 @@ def cmd_detect(args: argparse.Namespace) -> int:
         check_writable(args.json)
     if args.batch < 1:
         raise UserError(f"--batch {args.batch} must be at least 1 image per run")
-    if args.batch > 1 and args.preprocess == "gpu":
-        raise UserError(
-            "--preprocess gpu runs one image at a time; use --preprocess cpu (or auto) with --batch"
-        )
     model = resolve(args.model)
     runs = model
     if args.batch > 1:
@@ -175,8 +171,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     backend = make_backend(args.backend, runs, sizes=sizes, method=args.trt_method, batch=args.batch)
     from helpers.gpu.stages import stages_for
 
-    preprocess = "cpu" if args.batch > 1 else args.preprocess
-    stages = stages_for(preprocess, backend, graph=args.trt_method == "graph")
+    stages = stages_for(args.preprocess, backend, graph=args.trt_method == "graph")
     if stages is not None:
         _OPENED.append(stages)  # closed before its backend (last in, first out): graph, buffers
     first = sizes[0] if sizes else None

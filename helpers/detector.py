@@ -93,6 +93,14 @@ class Stages(Protocol):
         self, image: np.ndarray, size: tuple[int, int], score_threshold: float, nms_threshold: float
     ) -> Detection: ...
 
+    def run_batch(
+        self,
+        images: Sequence[np.ndarray],
+        size: tuple[int, int],
+        score_threshold: float,
+        nms_threshold: float,
+    ) -> list[Detection]: ...
+
 
 def postprocess(
     outputs: dict[str, np.ndarray],
@@ -194,15 +202,17 @@ class Detector:
     def run_batch(self, images: Sequence[np.ndarray], size: tuple[int, int] | None = None) -> list[Detection]:
         """Detect in every image with one backend run; image i's faces come from its own slot.
 
-        Each image (any size) is letterboxed into slot i of an (N, 3, H, W) input: on TensorRT
-        the engine's pinned input, else a blob kept per thread and batch size (so several threads
-        may call this at once). The batch run's time is shared equally; pre- and post-processing
-        are each image's own.
+        Each image (any size) is letterboxed into slot i of an (N, 3, H, W) input: with GPU
+        stages in one launch on the GPU, on TensorRT the engine's pinned input, else a blob kept
+        per thread and batch size (so several threads may call this at once). The batch run's
+        time is shared equally; pre- and post-processing are each image's own.
         """
         if not images:
             return []
         size = self.fixed_size or (check_size(size) if size else self.input_size)
         self._check_batch(len(images))
+        if self.stages is not None:
+            return self.stages.run_batch(images, size, self.score_threshold, self.nms_threshold)
         shape = (len(images), 3, size[1], size[0])
         if self._in_place is not None:
             with self._in_place.input_array(self.input_name, shape) as target:
@@ -246,8 +256,6 @@ class Detector:
         return [d.faces for d in self.run_batch(images)]
 
     def _check_batch(self, count: int) -> None:
-        if self.stages is not None:
-            raise UserError("the GPU stages take one image per run; use --preprocess cpu with --batch")
         if count > 1 and not self.layout.holds_batch:
             raise UserError(
                 "this model's (N, C) outputs cannot keep images apart; make it batchable first: "

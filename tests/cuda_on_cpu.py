@@ -24,6 +24,7 @@ import numpy as np
 
 SHIM = r"""
 #include <math.h>
+#include <string.h>
 #include <algorithm>
 struct Dim { unsigned x, y, z; };
 static Dim blockIdx, blockDim, threadIdx, gridDim;
@@ -34,13 +35,14 @@ static Dim blockIdx, blockDim, threadIdx, gridDim;
 using std::min; using std::max;
 static inline int __float2int_rn(float f) { return (int)nearbyintf(f); }
 static inline unsigned atomicAdd(unsigned* p, unsigned v) { unsigned old = *p; *p += v; return old; }
+static inline double __longlong_as_double(long long v) { double d; memcpy(&d, &v, sizeof d); return d; }
 """
 LAUNCHER = """
-extern "C" void launch_{name}(unsigned gx, unsigned gy, unsigned bx, unsigned by, {params}) {{
-    gridDim = Dim{{gx, gy, 1}}; blockDim = Dim{{bx, by, 1}};
-    for (unsigned y = 0; y < gy; ++y) for (unsigned x = 0; x < gx; ++x)
+extern "C" void launch_{name}(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, {params}) {{
+    gridDim = Dim{{gx, gy, gz}}; blockDim = Dim{{bx, by, 1}};
+    for (unsigned z = 0; z < gz; ++z) for (unsigned y = 0; y < gy; ++y) for (unsigned x = 0; x < gx; ++x)
         for (unsigned ty = 0; ty < by; ++ty) for (unsigned tx = 0; tx < bx; ++tx) {{
-            blockIdx = Dim{{x, y, 0}}; threadIdx = Dim{{tx, ty, 0}};
+            blockIdx = Dim{{x, y, z}}; threadIdx = Dim{{tx, ty, 0}};
             {name}({args});
         }}
 }}
@@ -108,6 +110,9 @@ class FakeArray:
         self.data = MemoryPointer(Memory(host.ctypes.data, host.nbytes, host), 0)
         self.shape, self.dtype, self.nbytes = host.shape, host.dtype, host.nbytes
 
+    def __getitem__(self, key: Any) -> FakeArray:
+        return FakeArray(self.host[key])
+
     def get(self, stream: Any = None) -> np.ndarray:
         return self.host.copy()
 
@@ -152,7 +157,7 @@ class Function:
     def __init__(self, lib: ctypes.CDLL, name: str, params: list[tuple[str, str]]) -> None:
         self.fn = getattr(lib, f"launch_{name}")
         self.types = [CTYPES.get(t, ctypes.c_void_p) for t, _ in params]
-        self.fn.argtypes = [ctypes.c_uint] * 4 + self.types
+        self.fn.argtypes = [ctypes.c_uint] * 5 + self.types
 
     def __call__(self, grid: tuple, block: tuple, args: tuple) -> None:
         assert len(args) == len(self.types), "kernel argument count"
@@ -164,8 +169,9 @@ class Function:
             else:
                 assert isinstance(arg, np.generic), "pass numpy scalars: their type is the C type"
                 values.append(int(arg) if ctype is ctypes.c_void_p else arg.item())
-        grid, block = (*grid, 1)[:2], (*block, 1)[:2]
-        self.fn(grid[0], grid[1], block[0], block[1], *values)
+        assert len(block) < 3 or block[2] == 1, "3-D blocks are not emulated"
+        grid, block = (*grid, 1, 1)[:3], (*block, 1)[:2]
+        self.fn(*grid, *block, *values)
 
 
 class RawModule:

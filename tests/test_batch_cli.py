@@ -77,9 +77,13 @@ def test_detect_batch_at_two_sizes_equals_one_image_per_call(images):
     assert detections(cli(*args, "--batch", "2").stdout) == detections(cli(*args).stdout)
 
 
-def test_detect_batch_refuses_bad_counts_and_gpu_stages(images):
+def test_detect_batch_refuses_bad_counts(images):
     assert_one_line_error(cli("detect", images[0], "--batch", "0"), "--batch 0 must be at least 1")
-    assert_one_line_error(cli("detect", images[0], "--batch", "2", "--preprocess", "gpu"), "--preprocess cpu")
+
+
+def test_detect_batch_with_gpu_stages_on_onnxruntime_says_they_need_tensorrt(images):
+    result = cli("detect", images[0], "--batch", "2", "--backend", "onnxruntime", "--preprocess", "gpu")
+    assert_one_line_error(result, "--preprocess gpu needs the TensorRT backend")
 
 
 def test_batchify_cli_writes_the_checked_rewrite(tmp_path):

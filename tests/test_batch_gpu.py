@@ -78,3 +78,48 @@ def test_detector_batch_on_an_engine_gives_the_one_at_a_time_faces(method, cache
                 want = single.run(image).faces
                 assert len(found.faces) == len(want)
                 np.testing.assert_allclose(found.faces.boxes, want.boxes, atol=BOX_TOL_PX)
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_gpu_stages_on_an_engine_batch_give_the_one_at_a_time_faces(graph, cache_dir):
+    """One letterbox launch, the engine, one decode launch for the batch; partial batches and a
+    return to the full one (with graph=True: a graph per batch, replayed)."""
+    from test_gpu_stages import assert_close_faces, bgr
+
+    from helpers.gpu.stages import GpuStages
+
+    name = "scrfd_2.5g"
+    single = Detector(OnnxRuntimeBackend(named_model(name)), size_of(name))
+    images = bgr(mixed_images())
+    with engine(name, "v3", cache_dir) as backend:
+        stages = GpuStages(backend, graph=graph)
+        batched = Detector(backend, size_of(name), stages=stages)
+        for chunk in (images[:4], images[4:], images[:4], images[4:], images[:1]):
+            found = batched.run_batch(chunk)
+            for image, detection in zip(chunk, found, strict=True):
+                assert_close_faces(single.run(image).faces, detection.faces)
+        assert stages.captured == graph
+        if graph:
+            assert len(stages._graphs) == 3  # batches of 4, 2 and 1, each captured once
+        stages.close()
+
+
+def test_graph_method_replays_a_graph_per_batch(cache_dir, monkeypatch):
+    """Batches of 4 and 2 alternating on one execution context: two captures (the buffers keep
+    their addresses for the smaller batch), and every image still equals its own v3 run."""
+    from helpers.cuda import graph
+
+    captures: list[int] = []
+    capture = graph.CudaGraph.capture
+    monkeypatch.setattr(graph.CudaGraph, "capture", lambda *a: captures.append(1) or capture(*a))
+    name = "scrfd_2.5g"
+    w, h = size_of(name)
+    x = np.random.default_rng(11).normal(0, 0.5, (4, 3, h, w)).astype(np.float32)
+    with engine(name, "v3", cache_dir) as v3:
+        want = v3.run({"input.1": x})
+    with engine(name, "graph", cache_dir) as backend:
+        for n in (4, 2, 4, 2, 4):
+            got = backend.run({"input.1": x[:n]})
+            for key, value in want.items():
+                np.testing.assert_allclose(got[key], value[:n], err_msg=key, **FP32_TOL)
+        assert backend.runner.captured and len(captures) == 2

@@ -88,27 +88,34 @@ def test_gpu_letterbox_arithmetic_finds_the_same_faces(model_path, name):
     assert box.scale == scale
 
 
-def records_of(faces) -> np.ndarray:
-    """What the decode kernel writes for these candidates (one row each)."""
+def records_of(faces, image: int = 0) -> np.ndarray:
+    """What the decode kernel writes for these candidates of image `image` (one row each)."""
     level = np.searchsorted(np.asarray(LAYOUT.strides), faces.stride).astype(np.float32)
+    rows = faces.row.astype(np.float32)
+    tag = np.full(len(faces), image, np.float32)
     return np.column_stack(
-        [faces.scores, faces.boxes, faces.landmarks.reshape(-1, 10), level, faces.row.astype(np.float32)]
+        [faces.scores, faces.boxes, faces.landmarks.reshape(-1, 10), level, rows, tag]
     ).astype(np.float32)
 
 
-def test_records_in_any_order_become_the_cpu_candidates():
+def test_records_in_any_order_become_each_images_cpu_candidates():
+    """A batch's rows, shuffled as the atomics may leave them, split back per image in the CPU
+    path's order; an image with no candidates (the second) gets an empty set."""
     rng = np.random.default_rng(3)
-    out = blank_outputs(96, 64)
-    for name, array in out.items():
-        array[...] = rng.normal(0, 2, array.shape)
-        if name.startswith("score"):
-            array[...] = rng.uniform(0, 1, array.shape)
-    expected = candidates(out, LAYOUT, (96, 64), 0.7)
-    records = records_of(expected)
-    assert records.shape[1] == RECORD and len(records) > 10
-    got = faces_from_records(records[rng.permutation(len(records))], LAYOUT)
-    for field in ("boxes", "scores", "landmarks", "stride", "row"):
-        np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
+    expected = []
+    for image in range(3):
+        out = blank_outputs(96, 64)
+        for name, array in out.items():
+            array[...] = rng.normal(0, 2, array.shape)
+            if name.startswith("score"):
+                array[...] = rng.uniform(0, 0.69 if image == 1 else 1, array.shape)
+        expected.append(candidates(out, LAYOUT, (96, 64), 0.7))
+    records = np.concatenate([records_of(faces, i) for i, faces in enumerate(expected)])
+    assert records.shape[1] == RECORD and len(expected[0]) > 10 and not len(expected[1])
+    found = faces_from_records(records[rng.permutation(len(records))], LAYOUT, 3)
+    for got, want in zip(found, expected, strict=True):
+        for field in ("boxes", "scores", "landmarks", "stride", "row"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
 
 
 def suppression_mask(boxes: np.ndarray, threshold: float) -> np.ndarray:

@@ -14,14 +14,19 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import cuda_on_cpu
+import cv2
 import numpy as np
 import pytest
+from conftest import named_model
+from test_batch import mixed_images
 from test_gpu_model import FRAMES, load, model_blob
 from test_parity import IMAGES, SAMPLES, iou
 
 from helpers.decode import candidates
 from helpers.detector import Detector
 from helpers.gpu import kernels
+from helpers.layout import image_outputs
+from helpers.letterbox import fit
 from helpers.ort_backend import OnnxRuntimeBackend
 
 
@@ -214,8 +219,9 @@ def test_letterbox_and_decode_replay_from_a_cuda_graph(cuda, default_model):
         want = direct.run(frame, (640, 640), 0.5, 0.4)
         assert len(want.candidates) > 6
         np.testing.assert_array_equal(got.candidates.boxes, want.candidates.boxes)
-    assert graphed._captured is not None
+    assert graphed.captured
     graphed.close()
+    assert not graphed.captured
 
 
 def test_a_frame_drives_the_engine_only_inside_its_session(cuda, default_model):
@@ -255,16 +261,119 @@ def test_a_moved_frame_buffer_makes_the_graph_capture_again(cuda, default_model,
     captures: list[int] = []
     capture = graph.CudaGraph.capture
     monkeypatch.setattr(graph.CudaGraph, "capture", lambda *a: captures.append(1) or capture(*a))
-    held = stages.letterbox.staging, stages.letterbox._device  # so new buffers cannot reuse them
+    held = stages.letterbox._staging[0], stages.letterbox._device[0]  # so new buffers cannot reuse them
     stages.frame_buffer((frame.shape[0] + 16, frame.shape[1] + 16, 3))
     buffer = stages.frame_buffer(frame.shape)
     buffer[...] = frame
-    assert buffer.ctypes.data != held[0].ctypes.data and stages.letterbox._device is not held[1]
+    assert buffer.ctypes.data != held[0].ctypes.data and stages.letterbox._device[0] is not held[1]
     stages.run(buffer, (640, 640), 0.5, 0.4)
     assert captures == [1]
     stages.run(buffer, (640, 640), 0.5, 0.4)
     assert captures == [1] and stages.captured  # same addresses: a replay
     stages.close()
+
+
+def bgr(images: list[np.ndarray]) -> list[np.ndarray]:
+    """The GPU letterbox takes BGR (H, W, 3) frames: mixed_images' grayscale one, converted."""
+    return [image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) for image in images]
+
+
+@pytest.fixture(scope="module")
+def batchable(tmp_path_factory):
+    """scrfd_2.5g rewritten to a dynamic batch (its stock (rows, C) outputs mix the images)."""
+    from helpers.batch.batchify import batchify
+
+    return batchify(named_model("scrfd_2.5g"), cache_dir=tmp_path_factory.mktemp("batchable"))
+
+
+def test_letterbox_kernel_writes_each_image_of_a_batch_into_its_slot(cuda):
+    """One launch for frames of different shapes; a smaller batch of other shapes next."""
+    import cupy
+
+    letterbox = new_letterbox()
+    frames = bgr(mixed_images())
+    for chunk, size in ((frames[:4], (640, 480)), (frames[3:5], (320, 256)), (frames[:1], (640, 640))):
+        with letterbox.stream:
+            canvas = cupy.full((len(chunk), 3, size[1], size[0]), np.nan, np.float32)
+        for slot, image in enumerate(chunk):
+            letterbox.stage(image, slot)
+        boxes = letterbox.enqueue(size, canvas.data.ptr, len(chunk))
+        got = canvas.get(stream=letterbox.stream)
+        for i, image in enumerate(chunk):
+            np.testing.assert_array_equal(got[i], model_blob(image, size)[0][0], err_msg=f"slot {i}")
+            assert boxes[i] == fit(image.shape[:2], size)
+
+
+def assert_batch_is_each_images_own(engine, layout, found, images, threshold) -> None:
+    """On the outputs the GPU decoded: each image's candidates are the CPU path's on its own rows."""
+    outputs = engine.backend.run({engine.inputs[0].name: engine.input()})
+    assert len(found) == len(images)
+    for i, detection in enumerate(found):
+        size = detection.letterbox.width, detection.letterbox.height
+        want = candidates(image_outputs(outputs, i), layout, size, threshold)
+        for field in ("boxes", "scores", "landmarks", "stride", "row"):
+            np.testing.assert_array_equal(getattr(detection.candidates, field), getattr(want, field))
+
+
+def test_gpu_stages_batch_gives_each_image_its_own_faces(cuda, batchable):
+    """Mixed sizes, batches of 4, a partial 2 and 1: the one-at-a-time CPU faces per image, and the
+    CPU path's candidates exactly on the very outputs the GPU decoded."""
+    backend, engine, stages = stand_in(batchable)
+    single = Detector(backend, (640, 480))
+    batched = Detector(backend, (640, 480), stages=stages)
+    images = bgr(mixed_images())
+    for chunk in (images[:4], images[4:], images[:1]):
+        found = batched.run_batch(chunk)
+        assert_batch_is_each_images_own(engine, single.layout, found, chunk, 0.5)
+        for image, detection in zip(chunk, found, strict=True):
+            assert_close_faces(single.run(image).faces, detection.faces)
+    assert sum(len(d.faces) for d in found) > 0
+
+
+@pytest.mark.parametrize("landmarks", [True, False])
+def test_gpu_decode_reads_each_image_of_raw_maps(cuda, tmp_path, landmarks):
+    """(N, A*C, H, W) maps: image b's rows start b * rows * C into each map."""
+    from synthetic import scrfd_like
+
+    from helpers.batch.batchify import batchify
+
+    path = batchify(scrfd_like(tmp_path / "m.onnx", (8, 16, 32), 2, landmarks, 4), cache_dir=tmp_path)
+    backend, engine, stages = stand_in(path)
+    detector = Detector(backend, (640, 480), score_threshold=0.3, stages=stages)
+    images = bgr(mixed_images())[:3]
+    found = detector.run_batch(images)
+    assert all(len(d.candidates) for d in found)
+    assert_batch_is_each_images_own(engine, Detector(backend, (640, 480)).layout, found, images, 0.3)
+
+
+def test_graphs_are_kept_per_batch_and_replayed(cuda, batchable, monkeypatch):
+    """Batches of 3 and 2 alternating, frames of the same shapes but new pixels: two captures, then
+    replays; each replay letterboxes its own frames and decodes what a direct run decodes on the
+    same (fixed) outputs."""
+    from helpers.cuda import graph
+    from helpers.gpu.stages import GpuStages
+
+    _, engine, graphed = stand_in(batchable, graph=True)
+    direct = GpuStages(engine)
+    images = bgr(mixed_images())
+    direct.run_batch(images[:3], (640, 480), 0.5, 0.4)  # real outputs for a batch of 3 in place
+    engine.recompute = False  # outputs as they are: capturable on a GPU too
+    captures: list[int] = []
+    capture = graph.CudaGraph.capture
+    monkeypatch.setattr(graph.CudaGraph, "capture", lambda *a: captures.append(1) or capture(*a))
+    rng = np.random.default_rng(3)
+    noise = [rng.integers(0, 256, image.shape, np.uint8) for image in images[:3]]
+    for chunk in (images[:3], noise[:2], noise, images[:2], images[:3]):
+        got = graphed.run_batch(chunk, (640, 480), 0.5, 0.4)
+        blob = engine.input()
+        for i, image in enumerate(chunk):
+            np.testing.assert_array_equal(blob[i], model_blob(image, (640, 480))[0][0])
+        want = direct.run_batch(chunk, (640, 480), 0.5, 0.4)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g.candidates.boxes, w.candidates.boxes)
+        assert graphed.captured
+    assert len(captures) == 2
+    graphed.close()
 
 
 @pytest.fixture

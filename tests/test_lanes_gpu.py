@@ -75,3 +75,54 @@ def test_threads_over_tensorrt_lanes_give_one_threads_results(setup, method, gpu
     assert out["gpu_stages"] == [gpu_stages] * 4
     if method == "graph":
         assert all(out["graphs"]), out  # every lane replays a graph, not a silent fallback
+
+
+BATCH_SCENARIO = """
+import pycuda.autoinit
+from concurrent.futures import ThreadPoolExecutor
+from helpers.batch.batchify import batchify
+from helpers.images import read_image
+from helpers.lanes import tensorrt_lanes
+from helpers.samples import sample_path
+from helpers.trt.build import BuildOptions
+
+names = ("astronaut.png", "crowd48.png", "large_face.png")
+frames = [read_image(sample_path(n)) for n in names] * 4
+options = BuildOptions(batch=(1, 4, 4), sizes=((1, 3, 640, 640),))
+model = batchify(MODEL, cache_dir=CACHE)
+pool = tensorrt_lanes(
+    model, 2, {method!r}, gpu_stages={gpu_stages!r}, options=options, cache_dir=CACHE, progress=False
+)
+chunks = [frames[i : i + 4] for i in range(0, len(frames), 4)] + [frames[:3], frames[:1]]
+
+def run(chunk):
+    with pool.lane() as lane:
+        return [d.faces.to_json() for d in lane.run_batch(chunk)]
+
+one = [[d.faces.to_json() for d in pool.lanes[0].run_batch(c)] for c in chunks]  # one thread
+with ThreadPoolExecutor(4) as workers:  # 4 threads borrowing 2 lanes, a batch per borrow
+    many = list(workers.map(run, chunks * 3))
+batch = pool.lanes[1].run_batch(frames[:3])
+single = [pool.lanes[1].run(f) for f in frames[:3]]
+gap = max(
+    (float(np.abs(b.faces.boxes - s.faces.boxes).max()) for b, s in zip(batch, single) if len(s.faces)),
+    default=0.0,
+)
+pool.close()
+print(json.dumps({{
+    "equal": many == one * 3, "faces": [len(s.faces) for s in single],
+    "batch_faces": [len(b.faces) for b in batch], "box_gap_px": gap,
+}}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("method", "gpu_stages"), [("v3", False), ("graph", True)], ids=["v3-cpu", "graph-gpu"]
+)
+def test_lanes_times_batch_give_one_threads_batches(method, gpu_stages, cache):
+    """Lanes x batch, the service's two knobs together: batches from 4 threads over 2 lanes equal
+    one thread's, and a batch's images their one-at-a-time runs (boxes within 0.5 px)."""
+    code = BATCH_SCENARIO.format(method=method, gpu_stages=gpu_stages)
+    out = threads.scenario(code, named_model("scrfd_2.5g"), cache)
+    assert out["equal"], out
+    assert out["batch_faces"] == out["faces"] and any(out["faces"]) and out["box_gap_px"] <= 0.5, out

@@ -250,12 +250,12 @@ def test_gpu_stages_graph_recaptures_when_the_frame_buffer_moves(model, cache):
 det, backend, gpu = detector("v3", True, True)
 frame = FRAMES[0]
 want = rows(det.detect(frame))
-before = gpu.letterbox.addresses
-held = gpu.letterbox.staging, gpu.letterbox._device  # so the new buffers cannot reuse them
+before = gpu.letterbox.addresses(1)
+held = gpu.letterbox._staging[0], gpu.letterbox._device[0]  # so the new buffers cannot reuse them
 pinned = gpu.frame_buffer((frame.shape[0] + 16, frame.shape[1] + 16, 3))  # moves the staging
 pinned = gpu.frame_buffer(frame.shape)
 pinned[...] = frame
-moved = gpu.letterbox.addresses != before
+moved = gpu.letterbox.addresses(1) != before
 again = [bool(np.array_equal(rows(det.detect(f)), want)) for f in (frame, pinned, frame)]
 print(json.dumps({"moved": moved, "again": again, "captured": gpu.captured}))
 gpu.close()

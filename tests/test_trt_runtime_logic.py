@@ -373,3 +373,110 @@ def test_log_book_shows_tensorrt_own_threads_to_every_caller():
     assert book.last_error("none") == "from a builder thread"
     book.clear()
     assert book.last_error("none") == "none"
+
+
+class ShapeContext:
+    """An execution context that derives an (N, 100, 1) output from an (N, 3, H, W) input."""
+
+    def __init__(self) -> None:
+        self.shape: tuple[int, ...] = ()
+        self.addresses: dict[str, int] = {}
+
+    def set_input_shape(self, name, shape) -> bool:
+        self.shape = tuple(shape)
+        return True
+
+    def infer_shapes(self) -> list[str]:
+        return []
+
+    def get_tensor_shape(self, name):
+        n, _, h, w = self.shape
+        return self.shape if name == "input.1" else (n, h * w // 64, 1)
+
+    def set_tensor_address(self, name, ptr) -> bool:
+        self.addresses[name] = ptr
+        return True
+
+
+class HostOnlyBuffer:
+    """HostDeviceBuffer's sizing logic over plain NumPy (the address is the host array's)."""
+
+    made = 0
+
+    def __init__(self, shape, dtype=np.float32, ctx=None) -> None:
+        HostOnlyBuffer.made += 1
+        self._flat = np.zeros(int(np.prod(shape)), dtype)
+        self.host = self._flat.reshape(shape)
+        self.device_ptr = self._flat.ctypes.data
+
+    def reshape(self, shape) -> bool:
+        count = int(np.prod(shape))
+        if count > self._flat.size:
+            return False
+        self.host = self._flat[:count].reshape(shape)
+        return True
+
+    def free(self) -> None: ...
+
+
+def test_buffers_keep_their_addresses_for_smaller_batches(monkeypatch):
+    """A batch of 2 after one of 4 reuses the memory (graphs captured on it stay valid); only a
+    tensor that outgrows its memory moves, and set_shapes says so."""
+    from helpers.cuda import memory
+    from helpers.trt.bindings import IOBuffers
+
+    monkeypatch.setattr(memory, "HostDeviceBuffer", HostOnlyBuffer)
+    output = TensorSpec("out", 1, False, "float32", (-1, -1, 1))
+    context = ShapeContext()
+    buffers = IOBuffers(context, [IMAGE, output], FakeCuda())
+    assert buffers.set_shapes({"input.1": (4, 3, 64, 64)})  # first allocation
+    first = buffers.addresses()
+    assert not buffers.set_shapes({"input.1": (2, 3, 64, 64)})
+    assert buffers.addresses() == first == context.addresses
+    assert buffers.buffers["out"].host.shape == (2, 64, 1) and buffers.shapes["input.1"] == (2, 3, 64, 64)
+    assert not buffers.set_shapes({"input.1": (4, 3, 32, 64)})  # smaller spatially: fits too
+    assert buffers.set_shapes({"input.1": (5, 3, 64, 64)})  # outgrows: moves, addresses re-set
+    assert buffers.addresses() != first and buffers.addresses() == context.addresses
+
+
+def test_graph_method_keeps_one_graph_per_batch_until_the_buffers_move(monkeypatch):
+    """Alternating batches replay their own graphs; moved buffers drop every graph; at most
+    MAX_GRAPHS are kept, the oldest destroyed first."""
+    from helpers.cuda.graph import CudaGraph
+    from helpers.trt import runner as runner_module
+
+    made: list[FakeGraph] = []
+
+    class FakeGraph:
+        def __init__(self, key) -> None:
+            self.key, self.replays, self.closed = key, 0, False
+
+        def replay(self, stream) -> None:
+            self.replays += 1
+
+        def close(self) -> None:
+            self.closed = True
+
+    buffers = FakeBuffers()
+    ptrs = {"input.1": 0x1000}
+    buffers.addresses = lambda: dict(ptrs)
+    monkeypatch.setattr(
+        CudaGraph,
+        "capture",
+        classmethod(lambda cls, enqueue, stream: made.append(FakeGraph(dict(buffers.shapes))) or made[-1]),
+    )
+    runner = runner_module.Runner(types.SimpleNamespace(), buffers, FakeStream(), FakeCuda())
+    for n in (4, 2, 4, 2):
+        buffers.shapes = {"input.1": (n, 3, 640, 640)}
+        runner.run("graph")
+    assert [g.key["input.1"][0] for g in made] == [4, 2] and [g.replays for g in made] == [2, 2]
+    ptrs["input.1"] = 0x2000  # reallocated: both graphs froze the old address
+    runner.run("graph")
+    assert made[0].closed and made[1].closed and len(made) == 3
+    for n in range(1, runner_module.MAX_GRAPHS + 2):
+        buffers.shapes = {"input.1": (n, 3, 640, 640)}
+        runner.run("graph")
+    assert sum(not g.closed for g in made) == runner_module.MAX_GRAPHS
+    assert made[2].closed and not made[-1].closed  # the oldest went first
+    runner.close()
+    assert all(g.closed for g in made)

@@ -17,7 +17,11 @@ from helpers.cuda.stream import Stream, as_pycuda
 
 
 class HostDeviceBuffer:
-    """Host (page-locked numpy) and device memory of one shape and dtype, made in `ctx`."""
+    """Host (page-locked numpy) and device memory of one shape and dtype, made in `ctx`.
+
+    `reshape` reuses the memory for any shape that fits (a smaller batch): the addresses stay,
+    so CUDA graphs captured on them stay valid.
+    """
 
     def __init__(self, shape: Sequence[int], dtype: Any = np.float32, ctx: CudaContext | None = None) -> None:
         drv = pycuda_driver()
@@ -25,6 +29,16 @@ class HostDeviceBuffer:
         with within(ctx):
             self.host: np.ndarray = drv.pagelocked_empty(tuple(shape), np.dtype(dtype))
             self._device: Any = drv.mem_alloc(max(self.host.nbytes, 1))
+        self._pinned: Any = self.host.base  # pycuda's page-locked allocation behind the array
+        self._flat = self.host.reshape(-1)  # the whole allocation, for `reshape`
+
+    def reshape(self, shape: Sequence[int]) -> bool:
+        """View the start of this memory as `shape`; False (nothing changed) when it does not fit."""
+        count = int(np.prod(tuple(shape)))
+        if self._device is None or count > self._flat.size:
+            return False
+        self.host = self._flat[:count].reshape(tuple(shape))
+        return True
 
     @property
     def device_ptr(self) -> int:
@@ -81,12 +95,11 @@ class HostDeviceBuffer:
         """Release both sides now, inside their context (idempotent)."""
         if self._device is None:
             return
-        pinned: Any = self.host.base  # pycuda's page-locked allocation behind the array
         with within(self.ctx):
             self._device.free()
-            pinned.free()
+            self._pinned.free()
         self._device = None
-        self.host = np.empty(0, self.host.dtype)
+        self.host = self._flat = np.empty(0, self.host.dtype)
 
     def __enter__(self) -> HostDeviceBuffer:
         return self

@@ -29,7 +29,8 @@ class HostEngine:
         self.stream = cupy.cuda.Stream(non_blocking=True)
         self._lock = threading.RLock()
         self._arrays: dict[str, Any] = {}
-        self._shape: tuple[int, ...] | None = None
+        self._shape: tuple[int, ...] | None = None  # the input shape the arrays were made for
+        self._batch = 0  # the batch of the last device_tensors call
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -49,7 +50,9 @@ class HostEngine:
         """Nothing to do: this engine is never closed under its users (CuPy frees its arrays)."""
 
     def device_tensors(self, input_shape: tuple[int, ...]) -> dict[str, DeviceTensor]:
-        if input_shape != self._shape:
+        """As TensorRT's buffers here: a smaller batch reuses the start of the memory (the
+        addresses stay, so graphs captured on them stay valid); anything else reallocates."""
+        if not self._fits(input_shape):
             import cupy
 
             name = self.inputs[0].name
@@ -58,16 +61,30 @@ class HostEngine:
                 self._arrays = {name: cupy.zeros(input_shape, np.float32)}
                 self._arrays.update({k: cupy.asarray(v) for k, v in outputs.items()})
             self._shape = input_shape
-        return {k: DeviceTensor(int(a.data.ptr), tuple(a.shape), a.dtype) for k, a in self._arrays.items()}
+        self._batch = input_shape[0]
+        return {
+            k: DeviceTensor(int(a.data.ptr), self._view(a).shape, a.dtype) for k, a in self._arrays.items()
+        }
+
+    def _view(self, array: Any) -> Any:
+        """The current batch's part of an array made for a larger one."""
+        assert self._shape is not None
+        return array if self._batch == self._shape[0] else array[: self._batch]
+
+    def _fits(self, shape: tuple[int, ...]) -> bool:
+        held = self._shape
+        if held is None or shape[1:] != held[1:] or shape[0] > held[0]:
+            return False
+        return shape[0] == held[0] or all(a.shape[0] == held[0] for a in self._arrays.values())
 
     def enqueue(self) -> None:
         if not self.recompute:
             return
         name = self.inputs[0].name
-        blob = self._arrays[name].get(stream=self.stream)  # waits for the letterbox
+        blob = self.input()  # waits for the letterbox
         for key, value in self.backend.run({name: blob}).items():
-            self._arrays[key].set(value, stream=self.stream)
+            self._view(self._arrays[key]).set(value, stream=self.stream)
 
     def input(self) -> np.ndarray:
-        """The engine input as the letterbox wrote it (waits for the stream)."""
-        return self._arrays[self.inputs[0].name].get(stream=self.stream)
+        """The engine input of the current batch as the letterbox wrote it (waits for the stream)."""
+        return self._view(self._arrays[self.inputs[0].name]).get(stream=self.stream)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-RECORD = 17  # floats per candidate: score, x1 y1 x2 y2, 5 x (x, y), level, row
+RECORD = 18  # floats per candidate: score, x1 y1 x2 y2, 5 x (x, y), level, row, image
 LEVEL_FIELDS = 8  # per level in the level table: score, bbox, kps pointers, rows, grid_w, stride, start, -
+SLOT_FIELDS = 8  # per image in the letterbox table: frame pointer, w, h, new w, new h, scale x, y, -
 BLOCK = 256
 
 SOURCE = r"""
@@ -31,16 +32,22 @@ __device__ __forceinline__ void taps(int d, double scale, int size, int* s0, int
 }
 
 // Resize (new_w x new_h, top-left), BGR -> RGB, (x - 127.5) / 128, HWC -> CHW, padding: one pass
-// over the whole (3, dst_h, dst_w) float canvas, one thread per canvas pixel.
+// over the whole (N, 3, dst_h, dst_w) float canvas, one thread per canvas pixel, blockIdx.z = image.
+// Each image's frame and geometry come from its row of `slots` (SLOT_FIELDS u64; the scales are
+// doubles' bits), so images of any size share one launch.
 extern "C" __global__ void letterbox(
-    const unsigned char* __restrict__ src, int src_w, int src_h,
-    float* __restrict__ dst, int dst_w, int dst_h,
-    int new_w, int new_h, double scale_x, double scale_y)
+    const unsigned long long* __restrict__ slots, float* __restrict__ canvas, int dst_w, int dst_h)
 {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= dst_w || y >= dst_h) return;
+    const unsigned long long* slot = slots + (u64)blockIdx.z * 8;
+    const unsigned char* src = (const unsigned char*)slot[0];
+    int src_w = (int)slot[1], src_h = (int)slot[2], new_w = (int)slot[3], new_h = (int)slot[4];
+    double scale_x = __longlong_as_double((long long)slot[5]);
+    double scale_y = __longlong_as_double((long long)slot[6]);
     u64 plane = (u64)dst_w * dst_h;
+    float* dst = canvas + (u64)blockIdx.z * 3 * plane;
     u64 o = (u64)y * dst_w + x;
     if (x >= new_w || y >= new_h) {
         const float pad = -127.5f / 128.0f;
@@ -62,44 +69,50 @@ extern "C" __global__ void letterbox(
     }
 }
 
-// One thread per anchor row of every level: rows scoring >= threshold are decoded and appended
-// at an atomically taken slot (count keeps counting past capacity, so overflow shows).
+// One thread per anchor row of every level of every image (image = i / total_rows): rows scoring
+// >= threshold are decoded and appended at an atomically taken slot (count keeps counting past
+// capacity, so overflow shows). Image b's rows of a level start b * rows * C floats into each
+// output, C = 1, 4, 10: true of (N, rows, C) rows and of (N, A*C, H, W) maps alike.
 extern "C" __global__ void decode(
-    const unsigned long long* __restrict__ levels, int n_levels, int total_rows,
+    const unsigned long long* __restrict__ levels, int n_levels, int total_rows, int images,
     int anchors, int nchw, float threshold,
     float* __restrict__ out, unsigned int capacity, unsigned int* __restrict__ count)
 {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= total_rows) return;
+    long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= (long long)total_rows * images) return;
+    int b = (int)(g / total_rows);
+    int i = (int)(g - (long long)b * total_rows);
     int l = 0;
     while (l + 1 < n_levels && i >= (int)levels[(l + 1) * 8 + 6]) ++l;
     const unsigned long long* level = levels + l * 8;
     int row = i - (int)level[6];
-    int cells = (int)level[3] / anchors;
+    int rows = (int)level[3];
+    int cells = rows / anchors;
     int grid_w = (int)level[4];
     float stride = (float)(int)level[5];
     int cell = row / anchors, a = row - cell * anchors;
-    const float* score = (const float*)level[0];
+    const float* score = (const float*)level[0] + (u64)b * rows;
     float s = nchw ? score[(u64)a * cells + cell] : score[row];
     if (!(s >= threshold)) return;  // NaN (an output never written) is never a face
     unsigned int slot = atomicAdd(count, 1u);
     if (slot >= capacity) return;
-    float* r = out + (u64)slot * 17;
+    float* r = out + (u64)slot * 18;
     float cx = (float)(cell % grid_w) * stride;
     float cy = (float)(cell / grid_w) * stride;
-    const float* bbox = (const float*)level[1];
+    const float* bbox = (const float*)level[1] + (u64)b * rows * 4;
     float d[4];
     for (int k = 0; k < 4; ++k)
         d[k] = (nchw ? bbox[(u64)(a * 4 + k) * cells + cell] : bbox[(u64)row * 4 + k]) * stride;
     r[0] = s;
     r[1] = cx - d[0]; r[2] = cy - d[1]; r[3] = cx + d[2]; r[4] = cy + d[3];
-    const float* kps = (const float*)level[2];
+    const float* kps = level[2] ? (const float*)level[2] + (u64)b * rows * 10 : 0;
     for (int k = 0; k < 10; ++k) {
         float v = kps ? (nchw ? kps[(u64)(a * 10 + k) * cells + cell] : kps[(u64)row * 10 + k]) : 0.0f;
         r[5 + k] = v * stride + ((k & 1) ? cy : cx);
     }
     r[15] = (float)l;
     r[16] = (float)row;
+    r[17] = (float)b;
 }
 
 // Greedy NMS's IoU test for many boxes (sorted best first): bit j of word w of row i says

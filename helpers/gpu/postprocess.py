@@ -1,11 +1,12 @@
 """Threshold and decode on the GPU, then only the candidates come back: a count, then the rows.
 
-One kernel reads every level's score rows in the engine's output buffers, decodes the rows at
-or over the threshold with the CPU path's float32 arithmetic and appends them (atomic slots) to
-a preallocated table; the count is copied back with them in the same stream. The host sorts
-the few rows into the CPU path's order (level, then row), so NMS sees exactly what
-`helpers.decode.candidates` would give. NMS runs on the host for a few candidates and as a GPU
-bitmask of suppressions for many.
+One kernel reads every level's score rows of every image of a batch in the engine's output
+buffers, decodes the rows at or over the threshold with the CPU path's float32 arithmetic and
+appends them, tagged with their image, (atomic slots) to a preallocated table; one count for the
+whole batch is copied back in the same stream, then one copy of that many rows. The host sorts
+the few rows into the CPU path's order (image, level, row) and splits them by image, so each
+image's NMS sees exactly what `helpers.decode.candidates` would give for it. NMS runs on the
+host for a few candidates and as a GPU bitmask of suppressions for many.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from helpers.decode import candidates
 from helpers.detections import Faces
 from helpers.gpu.kernels import BLOCK, LEVEL_FIELDS, RECORD, kernel
 from helpers.gpu.memory import device_array, pinned, to_host
-from helpers.layout import Layout
+from helpers.layout import Layout, image_outputs
 from helpers.nms import MATRIX_LIMIT, nms
 
 CAPACITY = 4096  # candidate rows kept on the GPU; past it the frame is decoded on the host
@@ -63,8 +64,10 @@ class GpuDecoder:
         layout: Layout,
         size: tuple[int, int],
         threshold: float,
+        images: int = 1,
     ) -> None:
-        """Reset the count, decode the candidates and copy the count back, all on the stream."""
+        """Reset the count, decode the candidates of all `images` and copy the count back, all on
+        the stream."""
         import cupy
 
         table, total = self._table(tensors, layout, size)
@@ -75,6 +78,7 @@ class GpuDecoder:
             table,
             np.int32(len(layout.strides)),
             np.int32(total),
+            np.int32(images),
             np.int32(layout.anchors),
             np.int32(layout.nchw),
             np.float32(threshold),
@@ -83,7 +87,7 @@ class GpuDecoder:
             self._count,
         )
         with self.stream:
-            kernel("decode")((-(-total // BLOCK),), (BLOCK,), args)
+            kernel("decode")((-(-(total * images) // BLOCK),), (BLOCK,), args)
         to_host(self._count.data.ptr, self.host_count, self.host_count.nbytes, stream)
 
     def _table(self, tensors: Mapping[str, DeviceTensor], layout: Layout, size: tuple[int, int]) -> tuple:
@@ -104,11 +108,13 @@ class GpuDecoder:
         layout: Layout,
         size: tuple[int, int],
         threshold: float,
-    ) -> Faces:
-        """Wait for the count, bring back that many rows, order them as the CPU path does.
+        images: int = 1,
+    ) -> list[Faces]:
+        """Wait for the count, bring back that many rows, order them as the CPU path does: each
+        image's candidates.
 
         Past `capacity` candidates the outputs themselves are copied back and decoded on the
-        host (a low threshold on a busy frame), so the answer is the same, only slower.
+        host (a low threshold on a busy batch), so the answer is the same, only slower.
         """
         stream = self.stream
         stream.synchronize()
@@ -116,21 +122,25 @@ class GpuDecoder:
         if n > self.capacity:
             names = {name for per_stride in layout.outputs.values() for name in per_stride.values()}
             host = {name: device_array(tensors[name], self).get(stream=stream) for name in names}
-            return candidates(host, layout, size, threshold)
+            if not layout.holds_batch:  # (rows, C) outputs: one image, no batch axis to slice
+                return [candidates(host, layout, size, threshold)]
+            return [candidates(image_outputs(host, i), layout, size, threshold) for i in range(images)]
         if not n:
-            return Faces.empty(layout.landmarks)
+            return [Faces.empty(layout.landmarks) for _ in range(images)]
         to_host(self._records.data.ptr, self._host_records, n * RECORD * 4, stream.ptr)
         stream.synchronize()
-        return faces_from_records(self._host_records[:n], layout)
+        return faces_from_records(self._host_records[:n], layout, images)
 
 
-def faces_from_records(records: np.ndarray, layout: Layout) -> Faces:
-    """The decode kernel's rows (in whatever order the atomics gave) as the CPU path's candidates:
-    level, then row order."""
-    rec = records[np.lexsort((records[:, 16], records[:, 15]))]
+def faces_from_records(records: np.ndarray, layout: Layout, images: int = 1) -> list[Faces]:
+    """The decode kernel's rows (in whatever order the atomics gave) as each image's CPU-path
+    candidates: image, then level, then row order."""
+    rec = records[np.lexsort((records[:, 16], records[:, 15], records[:, 17]))]
     strides = np.asarray(layout.strides, np.int32)[rec[:, 15].astype(np.intp)]
     marks = rec[:, 5:15].reshape(-1, 5, 2) if layout.landmarks else None
-    return Faces(rec[:, 1:5], rec[:, 0], marks, strides, rec[:, 16].astype(np.int64))
+    faces = Faces(rec[:, 1:5], rec[:, 0], marks, strides, rec[:, 16].astype(np.int64))
+    bounds = np.searchsorted(rec[:, 17], np.arange(images + 1, dtype=np.float32))
+    return [faces[bounds[i] : bounds[i + 1]] for i in range(images)]
 
 
 def greedy_scan(mask: np.ndarray) -> list[int]:

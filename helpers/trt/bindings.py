@@ -65,8 +65,8 @@ def unset_inputs_error(names: list[str]) -> UserError:
 class IOBuffers:
     """One HostDeviceBuffer per engine I/O tensor, for the input shapes last set.
 
-    `set_shapes` reallocates only when the concrete shapes change, and returns whether it did
-    (addresses changed: a captured CUDA graph must be captured again).
+    `set_shapes` reallocates only when a tensor outgrows its memory (a smaller batch or size
+    reuses it), and returns whether any address changed (graphs captured before are stale).
     """
 
     def __init__(self, context: trt.IExecutionContext, specs: list[TensorSpec], cuda: CudaContext):
@@ -96,20 +96,27 @@ class IOBuffers:
         }
         if shapes == self.shapes:
             return False
-        self._allocate(shapes)
-        return True
+        return self._allocate(shapes)
 
-    def _allocate(self, shapes: dict[str, Shape]) -> None:
+    def _allocate(self, shapes: dict[str, Shape]) -> bool:
         from helpers.cuda.memory import HostDeviceBuffer
 
-        self.free()
+        moved = False
         for spec in self.specs:
-            nbytes(spec.name, shapes[spec.name], spec.dtype)  # refuses dtypes NumPy cannot hold
-            buffer = HostDeviceBuffer(shapes[spec.name], spec.dtype, self._cuda)
+            shape = shapes[spec.name]
+            nbytes(spec.name, shape, spec.dtype)  # refuses dtypes NumPy cannot hold
+            old = self.buffers.get(spec.name)
+            if old is not None and old.reshape(shape):
+                continue
+            if old is not None:
+                old.free()
+            buffer = HostDeviceBuffer(shape, spec.dtype, self._cuda)
             self.buffers[spec.name] = buffer
+            moved = True
             if not self._context.set_tensor_address(spec.name, buffer.device_ptr):
                 raise UserError(f"set_tensor_address refused tensor {spec.name!r}: not an I/O tensor")
         self.shapes = shapes
+        return moved
 
     def load(self, arrays: Mapping[str, np.ndarray]) -> None:
         for name, array in arrays.items():

@@ -100,6 +100,7 @@ def test_batchify_is_cached_on_the_source_bytes(cache, tmp_path):
     first = bf.batchify(source, cache_dir=cache)
     stamp = first.stat().st_mtime_ns
     assert bf.batchify(source, cache_dir=cache) == first and first.stat().st_mtime_ns == stamp
+    assert bf.batchify(str(source), cache_dir=str(cache)) == first  # paths as strings, as users pass them
     copy = tmp_path / "scrfd_500m.onnx"
     model = bf.load(source)
     model.producer_name = "changed"

@@ -8,6 +8,7 @@ and an unreadable image in a batch fails alone.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,8 +25,11 @@ from helpers.samples import sample_path
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> list[str]:
+    return held_out_images(tmp_path_factory.mktemp("held_out"))
+
+
+def held_out_images(folder: Path) -> list[str]:
     """Nine images of mixed sizes (one grayscale, one unreadable): batches of 4, 4 and a partial 1."""
-    folder = tmp_path_factory.mktemp("held_out")
     photo = cv2.imread(str(shared_image("t1.jpg")))
     made = {
         "tall.png": cv2.resize(photo, (333, 701)),

@@ -7,10 +7,14 @@ GPU; elsewhere skipped by name. On the H200: PYTHONPATH=<trtemu> pytest tests/te
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import MODEL_NAMES, named_model
 from test_batch import mixed_images
+from test_batch_cli import held_out_images
+from test_cli import cli
 
 from helpers.batch.batchify import batchify
 from helpers.detector import Detector
@@ -27,6 +31,11 @@ pytestmark = [
 ]
 FP32_TOL = {"rtol": 1e-2, "atol": 1e-2}  # as tests/test_trt_engine.py: TF32 on Ampere and newer
 BOX_TOL_PX = 0.5
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    return held_out_images(tmp_path_factory.mktemp("held_out"))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +92,8 @@ def test_detector_batch_on_an_engine_gives_the_one_at_a_time_faces(method, cache
 @pytest.mark.parametrize("graph", [False, True])
 def test_gpu_stages_on_an_engine_batch_give_the_one_at_a_time_faces(graph, cache_dir):
     """One letterbox launch, the engine, one decode launch for the batch; partial batches and a
-    return to the full one (with graph=True: a graph per batch, replayed)."""
+    return to the full one (with graph=True: a graph per batch, replayed), then frames of other
+    shapes in the first slots (their buffers move: the graphs that froze them are dropped)."""
     from test_gpu_stages import assert_close_faces, bgr
 
     from helpers.gpu.stages import GpuStages
@@ -94,13 +104,14 @@ def test_gpu_stages_on_an_engine_batch_give_the_one_at_a_time_faces(graph, cache
     with engine(name, "v3", cache_dir) as backend:
         stages = GpuStages(backend, graph=graph)
         batched = Detector(backend, size_of(name), stages=stages)
-        for chunk in (images[:4], images[4:], images[:4], images[4:], images[:1]):
+        for chunk in (images[:4], images[:2], images[:4], images[:1], images[:2], images[4:]):
+            if chunk is images[4:] and graph:
+                assert len(stages._graphs) == 3  # batches of 4, 2 and 1, each captured once
             found = batched.run_batch(chunk)
             for image, detection in zip(chunk, found, strict=True):
                 assert_close_faces(single.run(image).faces, detection.faces)
         assert stages.captured == graph
-        if graph:
-            assert len(stages._graphs) == 3  # batches of 4, 2 and 1, each captured once
+        assert len(stages._graphs) == graph  # slots 0 and 1 moved: the older graphs are gone
         stages.close()
 
 
@@ -123,3 +134,24 @@ def test_graph_method_replays_a_graph_per_batch(cache_dir, monkeypatch):
             for key, value in want.items():
                 np.testing.assert_allclose(got[key], value[:n], err_msg=key, **FP32_TOL)
         assert backend.runner.captured and len(captures) == 2
+
+
+@pytest.mark.parametrize("preprocess", ["cpu", "gpu"])
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_detect_batch_4_on_tensorrt_gives_the_one_at_a_time_faces(name, preprocess, held_out):
+    """The held-out check on the engine: nine images of mixed sizes (one unreadable), batches of
+    4, 4 and a partial 1, with the CPU path or the GPU stages: each image's faces are the ones
+    a run per image finds (boxes within BOX_TOL_PX: the batch and single engines differ)."""
+    model, images = named_model(name), held_out
+    args = ("detect", *images, "--model", model, "--backend", "tensorrt", "--preprocess", preprocess)
+    one = cli(*args, "--json", "-")
+    batched = cli(*args, "--batch", "4", "--json", "-")
+    assert one.returncode == batched.returncode == 1, batched.stderr[-2000:]  # the broken image
+    assert "Traceback" not in batched.stderr
+    want, got = json.loads(one.stdout), json.loads(batched.stdout)
+    assert [e["image"] for e in got] == [e["image"] for e in want] == [i for i in images if "broken" not in i]
+    for w, g in zip(want, got, strict=True):
+        assert len(g["detections"]) == len(w["detections"]), g["image"]
+        for a, b in zip(w["detections"], g["detections"], strict=True):
+            np.testing.assert_allclose(a["box"], b["box"], atol=BOX_TOL_PX, err_msg=g["image"])
+    assert sum(len(e["detections"]) for e in got) > 50

@@ -315,14 +315,14 @@ def check_size(model: Any) -> tuple[int, int]:
     return (w, h) if w > 0 and h > 0 else _CHECK_SIZE
 
 
-def batched_path(source: Path, cache_dir: Path = ENGINES_DIR) -> Path:
+def batched_path(source: Path, cache_dir: str | Path = ENGINES_DIR) -> Path:
     """Where the batchable copy of `source` is cached: beside the engines, keyed on its bytes and
     on this module's (a changed rewrite must not reuse a copy made by the old one)."""
     key = sha256(source.read_bytes() + Path(__file__).read_bytes())[:16]
-    return cache_dir / "batched" / f"{source.stem}-{key}.onnx"
+    return Path(cache_dir) / "batched" / f"{source.stem}-{key}.onnx"
 
 
-def batchify(source: str | Path, out: str | Path | None = None, cache_dir: Path = ENGINES_DIR) -> Path:
+def batchify(source: str | Path, out: str | Path | None = None, cache_dir: str | Path = ENGINES_DIR) -> Path:
     """The batchable model for `source`: itself when it already is, else the checked, cached rewrite."""
     source = Path(source)
     if not source.is_file():

@@ -83,7 +83,7 @@ def test_nan_scores_are_never_faces():
     assert len(candidates(out, LAYOUT, (64, 64), 0.0)) == 0
 
 
-@pytest.mark.parametrize("n", [0, 1, 2, 50, 3000])
+@pytest.mark.parametrize("n", [0, 1, 2, 50, 200, 3000])
 @pytest.mark.parametrize("thr", [0.0, 0.4, 0.7, 1.0])
 def test_nms_equals_the_reference(n, thr):
     rng = np.random.default_rng(n)
@@ -129,13 +129,32 @@ def test_faces_select_scale_and_serialise():
     assert Faces.empty(landmarks=False).to_json() == []
 
 
-@pytest.mark.parametrize("thr", [0.0, 0.4, 0.9])
-def test_overlap_matrix_is_the_pairwise_iou_test_bit_for_bit(thr):
-    from helpers.nms import _areas, _iou_against, _overlaps
+def greedy_over_every_pair(boxes: np.ndarray, scores: np.ndarray, thr: float) -> np.ndarray:
+    """Greedy NMS testing all n^2 pairs with the same arithmetic: what the pair pruning must equal."""
+    from helpers.nms import _areas, _iou_against
 
-    rng = np.random.default_rng(7)
-    xy = rng.uniform(0, 300, (200, 2)).astype(np.float32)
-    boxes = np.hstack([xy, xy + rng.uniform(1, 90, (200, 2)).astype(np.float32)])
-    idx = np.arange(200)
-    want = _iou_against(boxes, _areas(boxes), idx[:, None], idx[None, :]) > thr
-    np.testing.assert_array_equal(_overlaps(boxes, thr), want)
+    order = scores.argsort()[::-1]
+    ranked = boxes[order]
+    idx = np.arange(len(ranked))
+    over = _iou_against(ranked, _areas(ranked), idx[:, None], idx[None, :]) > thr
+    removed, keep = np.zeros(len(ranked), bool), []
+    for i in idx:
+        if not removed[i]:
+            keep.append(i)
+            removed |= over[i]
+    return order[np.asarray(keep, np.int64)]
+
+
+@pytest.mark.parametrize("thr", [0.0, 0.4, 0.9])
+def test_pruned_pairs_give_the_all_pairs_nms_on_edge_cases(thr):
+    """Boxes that touch (x1 = x2 + 1 and + 1 - ulp), share left edges, are inverted or are
+    points, on a grid where many meet: the pruning drops only pairs that cannot overlap."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 40, 300).astype(np.float32)
+    y = rng.integers(0, 40, 300).astype(np.float32)
+    w = rng.integers(-3, 12, 300).astype(np.float32)
+    boxes = np.stack([x, y, x + w, y + rng.integers(-3, 12, 300).astype(np.float32)], axis=1)
+    touch = np.array([[0, 0, 9, 9], [10, 0, 19, 9], [np.nextafter(np.float32(10), np.float32(0)), 0, 15, 9]])
+    boxes = np.vstack([boxes, touch.astype(np.float32)])
+    scores = rng.permutation(len(boxes)).astype(np.float32) / len(boxes)
+    np.testing.assert_array_equal(nms(boxes, scores, thr), greedy_over_every_pair(boxes, scores, thr))

@@ -22,9 +22,10 @@ from helpers.detections import Faces
 from helpers.gpu.kernels import BLOCK, LEVEL_FIELDS, RECORD, kernel
 from helpers.gpu.memory import device_array, pinned, to_host
 from helpers.layout import Layout, image_outputs
-from helpers.nms import MATRIX_LIMIT, nms
+from helpers.nms import nms
 
 CAPACITY = 4096  # candidate rows kept on the GPU; past it the frame is decoded on the host
+GPU_NMS_FROM = 512  # candidates from which the IoU tests run on the GPU (fewer: the host's pairs)
 MAX_GRID_Y = 65535  # the suppress kernel's grid has one row of blocks per box
 
 
@@ -163,7 +164,7 @@ def gpu_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, stream: Any
     the CPU path's exactly; the GPU computes each box's suppressions with the same arithmetic.
     """
     n = len(scores)
-    if n <= MATRIX_LIMIT or n > MAX_GRID_Y:
+    if n < GPU_NMS_FROM or n > MAX_GRID_Y:
         return nms(boxes, scores, threshold)
     import cupy
 

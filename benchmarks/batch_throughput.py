@@ -18,8 +18,6 @@ import argparse
 import json
 import statistics
 import sys
-import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -29,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gpu_prepost import gpu_machine
-from lanes import _engine_ms
+from lanes import _engine_ms, in_threads
 from prepost import command
 from standin_engine import LABEL, recorded_engine
 
@@ -66,26 +64,9 @@ def throughput(lanes: list[Lane], seconds: float) -> dict:
     for lane in lanes:  # warm up: kernels, buffers, caches
         for _ in range(5):
             lane.detector.run_batch(lane.sources)
-    laps: list[list[float]] = [[] for _ in lanes]
-    start = threading.Barrier(len(lanes) + 1)
-    deadline = [0.0]
-
-    def work(i: int) -> None:
-        lane = lanes[i]
-        start.wait()
-        while (t := time.perf_counter()) < deadline[0]:
-            lane.detector.run_batch(lane.sources)
-            laps[i].append((time.perf_counter() - t) * 1e3)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(lanes))]
-    for t in threads:
-        t.start()
-    t0 = time.perf_counter()
-    deadline[0] = t0 + seconds
-    start.wait()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    laps, wall = in_threads(
+        [lambda lane=lane: lane.detector.run_batch(lane.sources) for lane in lanes], seconds
+    )
     frames = sum(len(lap) * len(lane.sources) for lap, lane in zip(laps, lanes, strict=True))
     return {
         "fps": frames / wall,

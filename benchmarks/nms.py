@@ -27,7 +27,7 @@ from prepost import cpu_name, source_image
 from helpers.detector import Detector
 from helpers.images import read_image
 from helpers.models import resolve
-from helpers.nms import _areas, _iou_against, nms, trace
+from helpers.nms import _iou_matrix, _scan_matrix, nms, trace
 from helpers.ort_backend import OnnxRuntimeBackend
 from helpers.samples import sample_path
 
@@ -37,18 +37,7 @@ def before_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.nd
     if len(scores) > 512:
         return np.asarray([i for i, _ in trace(boxes, scores, threshold)], np.int64)
     order = scores.argsort()[::-1]
-    ranked = boxes[order]
-    idx = np.arange(len(ranked))
-    over = _iou_against(ranked, _areas(ranked), idx[:, None], idx[None, :]) > threshold
-    removed, keep = np.zeros(len(ranked), bool), []
-    while True:
-        i = int(removed.argmin())
-        if removed[i]:
-            break
-        keep.append(i)
-        removed |= over[i]
-        removed[i] = True
-    return order[np.asarray(keep, np.int64)]
+    return order[_scan_matrix(_iou_matrix(boxes[order]) > threshold)]
 
 
 def median_us(fn, repeat: int) -> float:

@@ -127,8 +127,9 @@ def measure(detector: Detector, label: str, frame: np.ndarray, repeat: int, gpu:
 def format_report(report: dict) -> str:
     machine = report["machine"]
     lines = [
-        f"Pre+post per frame (ms), {report['model']}, {machine['cpu']}"
-        + (f", {machine['gpu']}" if "gpu" in machine else "")
+        f"Pre+post per frame (ms), {report['model']}, recorded on "
+        + (f"the {machine['gpu']} machine" if "gpu" in machine else report.get("recorded_on", "a machine"))
+        + f" (host CPU {machine['cpu']})"
     ]
     lines.append(
         f"{'frame':<11}{'path':<14}{'faces':>6}"

@@ -139,6 +139,27 @@ def measure(c: FrameCase, repeat: int) -> dict:
     }
 
 
+def report(model: Path, frames: dict[str, np.ndarray], size: tuple[int, int], repeat: int) -> dict:
+    """Every frame's cases built and warmed up, then timed: the report format_report prints.
+    Notebook 06b runs this live on a GPU, with the frames it shows."""
+    machine = {
+        "cpu": f"{os.cpu_count()} x {cpu_name()}",
+        "python": platform.python_version(),
+        **gpu_machine(),
+    }
+    cases = [frame_case(model, label, frame, size) for label, frame in frames.items()]
+    warm_up([c.steps for c in cases])
+    return {
+        "command": command(),
+        "model": model.name,
+        "insightface": insightface_version(),
+        "warm_up": "every case of every frame, 10 calls each, before the first is timed",
+        "repeat": repeat,
+        "machine": machine,
+        "results": [measure(c, repeat) for c in cases],
+    }
+
+
 def main() -> None:
     args = frame_parser(__doc__, 300).parse_args()
     from helpers.gpu.stages import require_cupy
@@ -147,27 +168,10 @@ def main() -> None:
         require_cupy()
     except UserError as exc:
         raise SystemExit(f"error: {exc}") from None
-    model = resolve(args.model)
     image = source_image()
-    machine = {
-        "cpu": f"{os.cpu_count()} x {cpu_name()}",
-        "python": platform.python_version(),
-        **gpu_machine(),
-    }
-    size = (args.size[0], args.size[1])
-    cases = [frame_case(model, label, cv2.resize(image, wh), size) for label, wh in FRAMES.items()]
-    warm_up([c.steps for c in cases])
-    rows = [measure(c, args.repeat) for c in cases]
-    report = {
-        "command": command(),
-        "model": model.name,
-        "insightface": insightface_version(),
-        "warm_up": "every case of every frame, 10 calls each, before the first is timed",
-        "repeat": args.repeat,
-        "machine": machine,
-        "results": rows,
-    }
-    publish(report, format_report(report), args.json)
+    frames = {label: cv2.resize(image, wh) for label, wh in FRAMES.items()}
+    done = report(resolve(args.model), frames, (args.size[0], args.size[1]), args.repeat)
+    publish(done, format_report(done), args.json)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lanes import _host_ms, throughput
-from prepost import SHARED
 from standin_engine import LABEL, recorded_engine
 
 from helpers.atomic import write_text
@@ -36,6 +35,7 @@ from helpers.detector import Detector
 from helpers.gpu.stages import GpuStages
 from helpers.images import read_image
 from helpers.models import resolve
+from helpers.photos import photo_dir
 from helpers.samples import sample_path
 
 INTERVALS = (0.005, 0.0002)
@@ -58,7 +58,10 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results here (atomically)")
     args = parser.parse_args()
     model = resolve(None)
-    photos = {"crowd48.png": read_image(sample_path("crowd48.png")), "t1.jpg": read_image(SHARED / "t1.jpg")}
+    photos = {
+        "crowd48.png": read_image(sample_path("crowd48.png")),
+        "t1.jpg": read_image(photo_dir() / "t1.jpg"),
+    }
     print(f"{LABEL}; 1920x1080 pageable frames, GPU stages, model {model.name}")
     rows = []
     for name, photo in photos.items():

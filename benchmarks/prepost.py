@@ -41,13 +41,11 @@ from helpers.detector import Detector, postprocess
 from helpers.images import read_image
 from helpers.models import resolve
 from helpers.ort_backend import OnnxRuntimeBackend
+from helpers.photos import FALLBACK, PHOTOS, found_photos, frame_source, photo_dir
 from helpers.samples import sample_path
 
-SHARED = Path(os.environ.get("SCRFD_IMAGE_DIR", Path(__file__).resolve().parents[2] / "shared" / "images"))
-PHOTOS = ["t1.jpg", "mask_white.jpg", "Tom_Hanks_54745.png"]
 SAMPLES = ["astronaut.png", "crowd48.png", "large_face.png"]
 FRAMES = {"640x480": (640, 480), "1280x720": (1280, 720), "1920x1080": (1920, 1080)}
-FRAME_SOURCE = "t1.jpg"  # the 6-face group photo, stretched to each frame size
 STEPS = ("reference_pre", "reference_post", "ours_pre", "ours_post")
 INSIGHTFACE = "insightface"  # insightface 2.x's detect(), pre+post in one (inference replayed)
 
@@ -85,13 +83,20 @@ def medians_in_turns(fns: dict[str, Callable[[], object]], repeat: int, block: i
 
 def source_image() -> np.ndarray:
     """The photo the synthetic frames are made from (the crowd sample where it is absent)."""
-    photo = SHARED / FRAME_SOURCE
-    return read_image(photo if photo.is_file() else sample_path("crowd48.png"))
+    name = frame_source()
+    return read_image(sample_path(name) if name == FALLBACK else photo_dir() / name)
+
+
+def images_line() -> str:
+    """Which images default_images() and source_image() give here: the photos may be missing."""
+    found = [p.name for p in found_photos()]
+    photos = f"photos {', '.join(found)} from {photo_dir()}" if found else f"no photos ({', '.join(PHOTOS)})"
+    return f"images: {photos}; samples {', '.join(SAMPLES)}; frames made from {frame_source()}"
 
 
 def default_images() -> dict[str, np.ndarray]:
     """name -> BGR image: the shared photos found, the project's samples, and the synthetic frames."""
-    images = {name: read_image(SHARED / name) for name in PHOTOS if (SHARED / name).is_file()}
+    images = {path.name: read_image(path) for path in found_photos()}
     images.update({name: read_image(sample_path(name)) for name in SAMPLES})
     source = source_image()
     for label, (w, h) in FRAMES.items():
@@ -251,6 +256,8 @@ def main() -> None:
     args = parser.parse_args()
     model = resolve(args.model)
     images = {Path(p).name: read_image(p) for p in args.image} if args.image else default_images()
+    if not args.image:
+        print(images_line())
     size = (args.size[0], args.size[1])
     cases = {name: case(model, name, img, size) for name, img in images.items()}
     warm_up([c.steps for c in cases.values()])

@@ -217,7 +217,7 @@ def timing_bars(stages: dict[str, float], title: str) -> Figure:
 
 def op_histogram(ops: dict[str, dict[str, int]], top: int = 8) -> Figure:
     """The `top` most common ONNX operators of each model (name -> op counts); Transpose and
-    Reshape, which TensorRT turns into reformat (cuTENSOR) layers, in red."""
+    Reshape, which may become TensorRT Shuffle/reformat layers (copies), in red."""
     fig, axes = plt.subplots(1, len(ops), figsize=(3.4 * len(ops), 3.4), squeeze=False, layout="constrained")
     for ax, (name, counts) in zip(axes[0], ops.items(), strict=True):
         shown = dict(list(counts.items())[:top])
@@ -228,6 +228,7 @@ def op_histogram(ops: dict[str, dict[str, int]], top: int = 8) -> Figure:
         ax.set_xlabel("nodes of this type", fontsize=FONT)
         ax.tick_params(labelsize=FONT - 1)
     fig.suptitle(
-        "most common operators; red: Transpose and Reshape (reformat layers in TensorRT)", fontsize=FONT
+        "most common operators; red: Transpose and Reshape (may become Shuffle/reformat layers in TensorRT)",
+        fontsize=FONT,
     )
     return fig

@@ -14,6 +14,8 @@ from pathlib import Path
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "reports" / "trtemu"
 _MACHINE = re.compile(r" on (NVIDIA [^\n(]+?) \(sm")
+# The recording machine's checkout folder in front of a path of the repository's own folders.
+_CHECKOUT = re.compile(r"(?<![\w.~])/(?:[\w.+-]+/)+?(?=(?:data|reports|notebooks|examples)/)")
 
 
 def recording_path(notebook: str, folder: Path = RECORDINGS) -> Path:
@@ -25,9 +27,10 @@ def label(machine: str) -> str:
 
 
 def _texts(output: dict) -> str:
+    """The output's text, its paths relative to the checkout (the recording machine's is not yours)."""
     data = output.get("data", {})
     text = output.get("text", data.get("text/markdown", data.get("text/plain", "")))
-    return "".join(text) if isinstance(text, list) else text
+    return _CHECKOUT.sub("", "".join(text) if isinstance(text, list) else text)
 
 
 def recorded_outputs(notebook: str, cell_id: str, folder: Path = RECORDINGS) -> tuple[str, list[dict]] | None:

@@ -11,16 +11,17 @@ Tom_Hanks_54745.png from insightface's repository, not shipped with the workbook
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
+from helpers.photos import photo_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-SHARED_IMAGES = Path(os.environ.get("SCRFD_IMAGE_DIR", ROOT.parent / "shared" / "images"))
+SHARED_IMAGES = photo_dir()
 MODEL_NAMES = ("scrfd_500m_bnkps", "scrfd_500m", "scrfd_2.5g")
 
 

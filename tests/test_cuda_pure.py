@@ -475,3 +475,17 @@ def test_engine_streams_are_made_non_blocking(monkeypatch):
     monkeypatch.setattr(stream, "pycuda_driver", lambda: driver)
     stream.Stream()
     assert flags == [1]  # CU_STREAM_NON_BLOCKING
+
+
+def test_doctor_says_whether_the_shared_photos_were_found(monkeypatch, tmp_path) -> None:
+    from helpers.photos import PHOTOS
+
+    monkeypatch.setenv("SCRFD_IMAGE_DIR", str(tmp_path))
+    (tmp_path / PHOTOS[1]).write_bytes(b"")
+    line = next(x for x in format_report(doctor()).splitlines() if x.startswith("photos"))
+    assert f"1 of 3 test photos in {tmp_path}" in line
+    assert "missing t1.jpg, Tom_Hanks_54745.png; set SCRFD_IMAGE_DIR" in line and "crowd48.png" in line
+    for name in PHOTOS:
+        (tmp_path / name).write_bytes(b"")
+    line = next(x for x in format_report(doctor()).splitlines() if x.startswith("photos"))
+    assert line.split(None, 1)[1] == f"3 of 3 test photos in {tmp_path}"

@@ -29,21 +29,20 @@ def test_the_examples_compile(script):
     py_compile.compile(str(EXAMPLES / script), doraise=True)
 
 
-def test_every_diff_in_05b_matches_the_two_scripts():
-    before = {line.strip() for line in (EXAMPLES / "seed_worker_threads.py").read_text().splitlines()}
-    after = {line.strip() for line in (EXAMPLES / "seed_worker_threads_fixed.py").read_text().splitlines()}
+def test_05b_shows_diffs_computed_from_the_two_scripts_function_by_function():
+    from helpers.script_diff import MODULE, function_diff
+
     cells = json.loads(NOTEBOOK.read_text())["cells"]
-    diffs = [d for c in cells for d in re.findall(r"```diff\n(.*?)```", "".join(c["source"]), re.S)]
-    assert len(diffs) == 6
-    for diff in diffs:
-        for line in diff.splitlines():
-            sign, text = line[:1], line[1:].strip()
-            if sign == "-":
-                assert text in before and text not in after, f"removed line not as in the scripts: {text}"
-            elif sign == "+":
-                assert text in after, f"added line not in the fixed script: {text}"
-            else:
-                assert text in before and text in after, f"context line not in both scripts: {text}"
+    code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    text = "".join("".join(c["source"]) for c in cells)
+    assert "```diff" not in text, "a hand-written diff: compute it with helpers.script_diff"
+    pairs = re.findall(r'function_diff\(SEED, "?([\w.]+)"?, FIXED, "?([\w.]+)"?\)', code)
+    assert len(pairs) == 4
+    seed, fixed = EXAMPLES / "seed_worker_threads.py", EXAMPLES / "seed_worker_threads_fixed.py"
+    for before, after in pairs:
+        names = {"MODULE": MODULE}
+        diff = function_diff(seed, names.get(before, before), fixed, names.get(after, after))
+        assert diff.count("\n@@ ") >= 1, (before, after)
 
 
 @pytest.mark.skipif(not (TRTEMU / "tensorrt").is_dir(), reason=f"trtemu not found at {TRTEMU}")

@@ -78,3 +78,17 @@ def test_without_models_a_notebook_says_so_in_one_line(tmp_path, monkeypatch) ->
     assert f"no .onnx models in SCRFD_MODEL_DIR={tmp_path}" in failed.value.evalue
     assert "python -m helpers models fetch" in failed.value.evalue
     assert "Traceback" not in str(failed.value) and "----> " not in str(failed.value)
+
+
+PHOTO_NOTEBOOKS = ("06_decode_and_nms.ipynb", "06b_gpu_pre_post.ipynb", "06d_batching.ipynb")
+
+
+@pytest.mark.parametrize("name", PHOTO_NOTEBOOKS)
+def test_without_the_shared_photos_a_notebook_runs_and_says_which_images_it_used(
+    name, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("SCRFD_IMAGE_DIR", str(tmp_path))  # an empty folder
+    monkeypatch.setenv("PYTHONPATH", str(NOTEBOOKS.parent))  # this checkout's helpers in the kernel
+    nb = execute(NOTEBOOKS / name, timeout=CELL_TIMEOUT)
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "images: no photos (t1.jpg" in printed and "frames made from crowd48.png" in printed

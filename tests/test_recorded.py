@@ -26,6 +26,7 @@ def test_a_cell_is_found_by_id_wherever_it_moved_and_named_with_its_machine(tmp_
                 "outputs": [_stream("TensorRT: trtemu 10.4 on NVIDIA H200 (sm 9.0)\n")],
             },
             {"id": "moved", "cell_type": "code", "outputs": [_stream("A = ort\nB = trt\n")]},
+            {"id": "path", "cell_type": "code", "outputs": [_stream("built /w/main/data/engines/a.plan\n")]},
         ],
     )
     machine, outputs = recorded_outputs("02_x", "moved", tmp_path)
@@ -34,6 +35,8 @@ def test_a_cell_is_found_by_id_wherever_it_moved_and_named_with_its_machine(tmp_
     shown = capsys.readouterr().out
     assert shown.startswith("[recorded on NVIDIA H200 through trtemu (TensorRT API emulator), not TensorRT]")
     assert "B = trt" in shown
+    show_recorded("02_x", "path", tmp_path)
+    assert capsys.readouterr().out.endswith("built data/engines/a.plan\n")  # not the recording machine's
 
 
 def test_a_missing_recording_or_cell_says_not_recorded_yet(tmp_path, capsys):

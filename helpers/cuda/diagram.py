@@ -18,6 +18,7 @@ PRIMARY = (
     "#9dc3e6",
 )
 WORKER_NOTE = "starts with an empty stack; its first CUDA\nruntime call (TensorRT's) makes P current"
+FIX_NOTE = "starts with an empty stack; it pushes P (or\ncalls cudaSetDevice(n)) before any CUDA call"
 MAIN_NOTE = "stream S, buffers X, Y and the engine\nare made here, in this context"
 
 
@@ -41,7 +42,7 @@ def _arrow(ax: Any, start: tuple[float, float], end: tuple[float, float]) -> Non
     ax.annotate("", end, start, arrowprops=style)
 
 
-def _panel(ax: Any, title: str, main: tuple[str, str, str], verdict: str, ok: bool) -> None:
+def _panel(ax: Any, title: str, main: tuple[str, str, str], worker_note: str, verdict: str, ok: bool) -> None:
     """Two threads (top), an arrow from each to the context it has current, GPU 0's contexts,
     and what execute_async_v3 does (bottom). Only contexts that exist are drawn: with `main`
     the primary context, GPU 0 holds P alone."""
@@ -50,7 +51,7 @@ def _panel(ax: Any, title: str, main: tuple[str, str, str], verdict: str, ok: bo
     ax.axis("off")
     for x, thread, entry, note in (
         (0.3, "main thread", main, MAIN_NOTE),
-        (10.3, "worker thread", PRIMARY, WORKER_NOTE),
+        (10.3, "worker thread", PRIMARY, worker_note),
     ):
         _box(ax, x, 6.4, 9.4, 3.4, "", "white")
         ax.text(x + 0.3, 9.4, f"{thread}: its context stack", fontsize=FONT, weight="bold", va="center")
@@ -78,7 +79,8 @@ def context_diagram() -> Any:
         bad,
         "The SCRFD report: pycuda.autoinit + a worker thread",
         PRIVATE,
-        "execute_async_v3(S.handle) in the worker: its kernels run in P,\n"
+        WORKER_NOTE,
+        "execute_async_v3(S.handle) in the worker: its kernels run in P (inferred),\n"
         "the stream S belongs to A  →  invalid resource handle, outputs never written",
         ok=False,
     )
@@ -86,6 +88,7 @@ def context_diagram() -> Any:
         good,
         "The fix: the primary context everywhere (no private context exists)",
         PRIMARY,
+        FIX_NOTE,
         "execute_async_v3(S.handle) in the worker: kernels and stream both in P  →  runs",
         ok=True,
     )

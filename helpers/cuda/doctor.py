@@ -1,4 +1,4 @@
-"""What this machine offers the workbook: GPU, driver, CUDA libraries, TensorRT, contexts.
+"""What this machine offers the workbook: GPU, driver, CUDA libraries, TensorRT, contexts, photos.
 
 Never fails: each probe that cannot run says why. TensorRT counts only if the module has
 `Builder`: with only the type stubs installed, `import tensorrt` succeeds as an empty
@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from helpers.cuda.devices import gpu_report
+from helpers.photos import photos_line
 
 # import names; versions come from package metadata, so nothing heavy is imported
 PACKAGES = ("pycuda", "cuda", "cupy", "torch", "onnxruntime", "tensorrt", "numpy")
@@ -130,6 +131,7 @@ def doctor() -> dict[str, Any]:
         "onnxruntime_providers": onnxruntime_providers(),
         "context": context_report(),
         "cuda_users_loaded": loaded,
+        "photos": photos_line(),
     }
     report["cuda_versions"] = cuda_version_notes(gpu)
     report["advice"] = advice(report)
@@ -160,5 +162,6 @@ def format_report(report: dict[str, Any]) -> str:
     context = report["context"]["summary"] if gpu["available"] else "none (no GPU, see above)"
     lines.append(f"context     {context}")
     lines.append(f"cuda users  {', '.join(report['cuda_users_loaded']) or 'none'}")
+    lines.append(f"photos      {report.get('photos', 'not looked for')}")
     lines += [f"note        {note}" for note in report["advice"]]
     return "\n".join(lines)

@@ -63,8 +63,9 @@ _NEWER_ENV = (
 EXPLANATIONS: tuple[Explanation, ...] = (
     Explanation(
         ("invalid resource handle", "CUDA_ERROR_INVALID_HANDLE", "cudaErrorInvalidResourceHandle"),
-        "TensorRT launches its kernels in the context current on the calling thread, on a "
-        "stream that belongs to another context. Typical: pycuda.autoinit made a private "
+        "TensorRT launches its kernels in the context current on the calling thread (inferred from "
+        "a CUDA stand-in, not observed in TensorRT), on a stream that belongs to another context. "
+        "Typical: pycuda.autoinit made a private "
         "context on the main thread (stream, buffers), inference runs in a worker thread "
         "where the CUDA runtime made the primary context current; or GPU index > 0 without "
         "cudaSetDevice in the worker. Measured on an H100 with a CUDA-level stand-in, not TensorRT "
@@ -372,9 +373,10 @@ EXPLANATIONS: tuple[Explanation, ...] = (
     ),
     Explanation(
         ("all scores zero", "all zero", "all-zero", "scores are zero", "scores are all 0"),
-        "The outputs were never written: the enqueue failed (its False return or the "
-        "TensorRT log went unread), the host buffer was read before the stream finished, "
-        "or outputs were picked by position instead of by name.",
+        "The outputs were never written (the enqueue failed, and its False return or the "
+        "TensorRT log went unread) or were read too early (the host buffer before the stream "
+        "finished). Outputs picked by position instead of by name are another fault: written, "
+        "but the wrong tensors, which gives wrong faces or none rather than zero scores.",
         "Check the bool from execute_async_v3, synchronize the stream before reading, "
         "poison outputs with NaN (HostDeviceBuffer.poison) to see unwritten ones, map "
         "outputs by tensor name, and look for 'invalid resource handle' in the log.",

@@ -211,8 +211,11 @@ def fake_backend(buffers, runner):
 
     cuda = FakeCuda()
     lane = _Lane.__new__(_Lane)
-    engine = types.SimpleNamespace(cuda=cuda, close=cuda.release, engine=object())
+    engine = types.SimpleNamespace(
+        cuda=cuda, close=cuda.release, engine=object(), release_profile=lambda profile: None
+    )
     lane.__dict__.update(
+        profile=None,
         engine=engine,
         owns_engine=True,
         cuda=cuda,

@@ -124,3 +124,51 @@ def test_trtemu_parser_errors_are_one_line_user_errors(tmp_path):
         tmp_path,
     )
     assert out.startswith("TensorRT cannot parse broken.onnx") and "\n" not in out
+
+
+def test_trtemu_engine_for_lanes_has_a_profile_per_lane_and_each_context_its_own(tmp_path):
+    """profiles=3: three identical profiles; three contexts on profiles 0, 1, 2; a fourth refused in
+    one line; a closed context's profile goes to the next one."""
+    model = model_dir() / "scrfd_2.5g.onnx"
+    if not model.is_file():
+        pytest.skip("no scrfd_2.5g.onnx in SCRFD_MODEL_DIR")
+    out = under_trtemu(
+        """
+        from helpers.errors import UserError
+        from helpers.trt.engine import LoadedEngine
+        from helpers.trt.specs import specs_from_engine
+        path = Path(sys.argv[1])
+        options = BuildOptions(profiles=3)
+        profile = resolve_profile(read_onnx_input(path), options)
+        target = Target(trt.__version__, "NVIDIA H200", "9.0")
+        key = BuildKey(file_sha256(path), target, "fp32", profile, 3, None, 3)
+        plan, _ = _build_plan(path, options, profile, EngineCache(Path(sys.argv[2])), key, ProgressState())
+        engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan)
+        shapes = [[list(s) for s in engine.get_tensor_profile_shape("input.1", i)] for i in range(3)]
+        loaded = LoadedEngine.__new__(LoadedEngine)
+        loaded.__dict__.update(engine=engine, specs=specs_from_engine(engine), _closed=False)
+        import threading
+        loaded._lock = threading.Lock()
+        loaded.dynamic = True
+        loaded._free_profiles = list(range(engine.num_optimization_profiles))
+        made = [loaded.create_execution_context(0) for _ in range(3)]
+        try:
+            loaded.create_execution_context(0)
+            refused = ""
+        except UserError as exc:
+            refused = str(exc)
+        loaded.release_profile(made[1][1])
+        again = loaded.create_execution_context(0)
+        print(json.dumps({
+            "profiles": engine.num_optimization_profiles, "shapes": shapes,
+            "contexts": [p for _, p in made], "active": [c.active_optimization_profile for c, _ in made],
+            "refused": refused, "again": again[1],
+        }))
+        """,
+        model,
+        tmp_path,
+    )
+    assert out["profiles"] == 3 and out["shapes"][0] == out["shapes"][1] == out["shapes"][2]
+    assert out["contexts"] == out["active"] == [0, 1, 2] and out["again"] == 1
+    assert "all 3 optimization profiles" in out["refused"] and "profiles=N" in out["refused"]
+    assert "\n" not in out["refused"]

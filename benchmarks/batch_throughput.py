@@ -120,11 +120,7 @@ def main() -> None:
                     "vs_b1_1lane": round(r["fps"] / base, 2),
                 }
                 rows.append(row)
-                print(
-                    f"{label:>9} {source:>8}  batch {batch:>2}  lanes {n}: {row['fps']:8.1f} fps  "
-                    f"batch latency {row['latency_ms']:6.2f} ms  engine busy {row['busy']:.2f}  "
-                    f"x{row['vs_b1_1lane']:.2f} of batch 1, 1 lane  (E {engine_ms:.2f} ms)"
-                )
+                print(format_row(row), flush=True)
     if args.json:
         report = {
             "label": LABEL,
@@ -135,6 +131,24 @@ def main() -> None:
             "rows": rows,
         }
         write_text(args.json, json.dumps(report, indent=2) + "\n")
+
+
+def format_row(row: dict) -> str:
+    return (
+        f"{row['frame']:>9} {row['source']:>8}  batch {row['batch']:>2}  lanes {row['lanes']}: "
+        f"{row['fps']:8.1f} fps  batch latency {row['latency_ms']:6.2f} ms  engine busy {row['busy']:.2f}  "
+        f"x{row['vs_b1_1lane']:.2f} of batch 1, 1 lane  (E {row['engine_ms_assumed']:.2f} ms)"
+    )
+
+
+def format_report(report: dict) -> str:
+    """A saved report as the run printed it, headed by its label, machine and engine time."""
+    head = [
+        report["label"],
+        f"recorded on the {report['machine']['gpu']} machine; model {report['model']}; {report['engine_ms']}",
+        f"made by: {report['command']}",
+    ]
+    return "\n".join(head + [format_row(r) for r in report["rows"]])
 
 
 if __name__ == "__main__":

@@ -35,9 +35,8 @@ def arguments(doc: str, device: bool = False) -> tuple[argparse.Namespace, np.nd
     return args, image
 
 
-def load_engine(model: Path, logger: trt.ILogger, profiles: int = 1) -> trt.ICudaEngine:
-    """Deserialize a plan, or build one from an ONNX file (when dynamic, `profiles` copies of the
-    profile 1x3x640x640: one per execution context that runs at the same time)."""
+def load_engine(model: Path, logger: trt.ILogger) -> trt.ICudaEngine:
+    """Deserialize a plan, or build one from an ONNX file (profile 1x3x640x640 when dynamic)."""
     runtime = trt.Runtime(logger)
     if model.suffix != ".onnx":
         engine = runtime.deserialize_cuda_engine(model.read_bytes())
@@ -50,10 +49,9 @@ def load_engine(model: Path, logger: trt.ILogger, profiles: int = 1) -> trt.ICud
         config = builder.create_builder_config()
         name = network.get_input(0).name
         if -1 in tuple(network.get_input(0).shape):
-            for _ in range(profiles):
-                profile = builder.create_optimization_profile()
-                profile.set_shape(name, *[(1, 3, SIZE, SIZE)] * 3)
-                config.add_optimization_profile(profile)
+            profile = builder.create_optimization_profile()
+            profile.set_shape(name, *[(1, 3, SIZE, SIZE)] * 3)
+            config.add_optimization_profile(profile)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise SystemExit(f"{model}: the engine build failed (see the TensorRT log above)")

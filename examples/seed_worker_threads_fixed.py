@@ -3,8 +3,7 @@
 The changes from `seed_worker_threads.py`, each explained in a notebook chapter
 (notebooks/05b_your_script_fixed.ipynb walks through them):
 1. the device's primary context, pushed in every worker before any CUDA call (03);
-2. one execution context, one non-blocking stream and one set of buffers per worker, and on an
-   engine with dynamic inputs an optimization profile per worker (03, 04);
+2. one execution context, one non-blocking stream and one set of buffers per worker (03, 04);
 3. every return value checked, the TensorRT log's errors collected per worker (05, 08);
 4. the stream synchronised, and that checked, before any output is read (05);
 5. outputs poisoned with NaN before each run, so "never written" cannot read as "no face" (04);
@@ -50,12 +49,7 @@ SETUP = threading.Lock()
 
 
 def run_frames(
-    engine: trt.ICudaEngine,
-    log: ErrorLog,
-    blob: np.ndarray,
-    frames: int,
-    ready: threading.Barrier,
-    index: int,
+    engine: trt.ICudaEngine, log: ErrorLog, blob: np.ndarray, frames: int, ready: threading.Barrier
 ) -> int:
     """One worker's frames with its own context, stream and buffers; the primary context is current.
 
@@ -68,15 +62,9 @@ def run_frames(
         context = engine.create_execution_context()
     if context is None:
         raise RuntimeError("create_execution_context returned None")
-    stream = cuda.Stream(flags=NON_BLOCKING)
-    # A dynamic input: "each execution context in concurrent use must use a separate optimization
-    # profile" (NvInferRuntime.h). Worker i takes profile i, before any input shape is set.
-    if -1 in tuple(engine.get_tensor_shape(input_name)):
-        if not context.set_optimization_profile_async(index, stream.handle):
-            raise RuntimeError(f"set_optimization_profile_async({index}) refused: {log.errors()[-1:]}")
-        stream.synchronize()  # the profile's copies, before this context's first enqueue
     if not context.set_input_shape(input_name, blob.shape):
         raise RuntimeError(f"set_input_shape({input_name}, {blob.shape}) refused")
+    stream = cuda.Stream(flags=NON_BLOCKING)
     host = {
         n: cuda.pagelocked_empty(tuple(context.get_tensor_shape(n)), np.float32)
         for n in (input_name, *output_names)
@@ -123,7 +111,7 @@ def main() -> None:
     log = ErrorLog()
     primary.push()
     try:
-        engine = load_engine(args.model, log, profiles=args.workers)  # a profile per worker
+        engine = load_engine(args.model, log)
     finally:
         cuda.Context.pop()
 
@@ -133,7 +121,7 @@ def main() -> None:
         result: dict = {"script": "fixed", "worker": index, "frames": args.frames, "faces": None}
         primary.push()  # before any CUDA call in this thread
         try:
-            result["faces"] = run_frames(engine, log, blob, args.frames, ready, index)
+            result["faces"] = run_frames(engine, log, blob, args.frames, ready)
         except (RuntimeError, cuda.Error, threading.BrokenBarrierError) as error:
             ready.abort()  # the other workers stop waiting for this one
             log.errors().append(f"{type(error).__name__}: {error}")

@@ -80,12 +80,10 @@ def make_backend(
     method: str = "v3",
     spell: Callable[[str], str] = "--backend {}".format,
     batch: int = 1,
-    lanes: int = 1,
 ):
     """The backend the user asked for; `auto` takes TensorRT only when it can really run.
 
-    The engine's profile covers every size in `sizes` and batches of 1 to `batch` images, with a
-    copy per lane (`lanes` execution contexts will run on it at once).
+    The engine's profile covers every size in `sizes` and batches of 1 to `batch` images.
     `spell` writes a backend choice the way the user gave it, for the error message."""
     if kind in ("auto", "tensorrt"):
         from helpers.trt.backend import TensorRTBackend, tensorrt_available
@@ -95,7 +93,7 @@ def make_backend(
         if ok:
             shapes = tuple((1, 3, h, w) for w, h in sizes)
             batches = (1, batch, batch) if batch > 1 else None
-            options = BuildOptions(precision=precision, sizes=shapes, batch=batches, profiles=lanes)
+            options = BuildOptions(precision=precision, sizes=shapes, batch=batches)
             backend = TensorRTBackend(model, method, options)
             _OPENED.append(backend)
             return backend
@@ -170,9 +168,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         from helpers.batch.batchify import batchify
 
         runs = batchify(model)  # the checked, cached rewrite; the model itself when already batchable
-    backend = make_backend(
-        args.backend, runs, sizes=sizes, method=args.trt_method, batch=args.batch, lanes=args.workers
-    )
+    backend = make_backend(args.backend, runs, sizes=sizes, method=args.trt_method, batch=args.batch)
     from helpers.gpu.stages import stages_for
 
     stages = stages_for(args.preprocess, backend, graph=args.trt_method == "graph")

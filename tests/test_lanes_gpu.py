@@ -40,18 +40,11 @@ contexts = len({{id(lane.backend.context) for lane in pool.lanes}})
 streams = len({{lane.backend.stream_handle for lane in pool.lanes}})
 engines = len({{id(lane.backend.loaded) for lane in pool.lanes}})
 gpu_stages = [lane.stages is not None for lane in pool.lanes]
-profiles = sorted(lane.backend._lane.profile for lane in pool.lanes)
-from helpers.errors import UserError
-try:
-    TensorRTBackend(engine=pool.lanes[0].backend.loaded)  # a fifth context: no profile left
-    refused = ""
-except UserError as exc:
-    refused = str(exc)
 pool.close()
 print(json.dumps({{
     "equal": many == one * 16, "faces": [len(f) for f in one], "loads": loads, "graphs": graphs,
     "gpu_stages": gpu_stages, "contexts": contexts, "streams": streams, "engines": engines,
-    "closed": pool.lanes[0].backend.loaded.closed, "profiles": profiles, "refused": refused,
+    "closed": pool.lanes[0].backend.loaded.closed,
 }}))
 """
 
@@ -80,8 +73,6 @@ def test_threads_over_tensorrt_lanes_give_one_threads_results(setup, method, gpu
     assert len(out["loads"]) == 1 and out["engines"] == 1  # one engine, deserialised once, four lanes
     assert out["contexts"] == 4 and out["streams"] == 4 and out["closed"]
     assert out["gpu_stages"] == [gpu_stages] * 4
-    # A dynamic-input engine: each context in concurrent use on its own optimization profile.
-    assert out["profiles"] == [0, 1, 2, 3] and "all 4 optimization profiles" in out["refused"], out
     if method == "graph":
         assert all(out["graphs"]), out  # every lane replays a graph, not a silent fallback
 

@@ -52,7 +52,6 @@ def test_fp16_flag_is_never_combined_with_strong_typing():
         (BuildOptions(opt_level=6), "outside 0..5"),
         (BuildOptions(opt_level=-1), "outside 0..5"),
         (BuildOptions(workspace=0), "positive"),
-        (BuildOptions(profiles=0), "one per lane"),
     ],
 )
 def test_bad_options_are_one_line_user_errors(options, message):

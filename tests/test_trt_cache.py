@@ -108,12 +108,3 @@ def test_plan_manifest_beside_a_plan_path(tmp_path):
     assert isinstance(manifest, dict) and manifest["model"] == "scrfd_500m"
     assert plan_manifest(tmp_path / "elsewhere.plan") == "no manifest"
     assert read_manifest(tmp_path / "nothing.json") == "no manifest"
-
-
-def test_profile_copies_key_the_engine_and_one_keeps_the_old_key():
-    """An engine for 4 lanes is another plan; at 1 copy the key is what it was before copies
-    existed, so engines already cached stay valid."""
-    assert dataclasses.replace(KEY, profiles=1).digest() == KEY.digest()
-    assert "profiles" not in KEY.fields()
-    four = dataclasses.replace(KEY, profiles=4)
-    assert four.digest() != KEY.digest() and four.fields()["profiles"] == 4

@@ -211,11 +211,8 @@ def fake_backend(buffers, runner):
 
     cuda = FakeCuda()
     lane = _Lane.__new__(_Lane)
-    engine = types.SimpleNamespace(
-        cuda=cuda, close=cuda.release, engine=object(), release_profile=lambda profile: None
-    )
+    engine = types.SimpleNamespace(cuda=cuda, close=cuda.release, engine=object())
     lane.__dict__.update(
-        profile=None,
         engine=engine,
         owns_engine=True,
         cuda=cuda,

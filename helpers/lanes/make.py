@@ -62,17 +62,11 @@ def tensorrt_lanes(
     **detector: Any,
 ) -> LanePool:
     """`lanes` detectors on one TensorRT engine, deserialised once, each a `tensorrt_lane`, all in
-    the engine's primary context. With method "graph" each lane captures its own CUDA graphs.
-    An ONNX model is built with a copy of its profile per lane (TensorRT wants a separate
-    profile for each context in concurrent use on an engine with dynamic inputs)."""
-    from dataclasses import replace
-
-    from helpers.trt.build import DEFAULT_CACHE_DIR, BuildOptions
+    the engine's primary context. With method "graph" each lane captures its own CUDA graphs."""
+    from helpers.trt.build import DEFAULT_CACHE_DIR
     from helpers.trt.engine import LoadedEngine
 
     check_lanes(lanes)
-    options = options or BuildOptions()
-    options = replace(options, profiles=max(options.profiles, lanes))
     engine = LoadedEngine(model, options, cache_dir or DEFAULT_CACHE_DIR, progress)
     made: list[Closeable] = [engine]  # closed in reverse: stages, backends, the engine last
     try:

@@ -62,14 +62,8 @@ class _Lane:
         self.engine, self.owns_engine = engine, owns_engine
         self.cuda: CudaContext = engine.cuda
         with self.cuda.activate():
+            self.context: trt.IExecutionContext | None = engine.create_execution_context()
             self.stream: Stream | None = Stream(self.cuda)
-            try:
-                self.context: trt.IExecutionContext | None
-                self.context, self.profile = engine.create_execution_context(self.stream.handle)
-            except BaseException:
-                self.stream.close()
-                raise
-            self.stream.synchronize()  # the profile switch's copies, before our first enqueue
         self.buffers: IOBuffers | None = IOBuffers(self.context, engine.specs, self.cuda)
         self.runner: Runner | None = Runner(self.context, self.buffers, self.stream, self.cuda, timed)
         self.attached: weakref.WeakSet[Closeable] = weakref.WeakSet()  # e.g. GpuStages
@@ -83,8 +77,6 @@ class _Lane:
                 self.stream.close()
             # The last references to the TensorRT objects go while their context is current.
             self.runner = self.buffers = self.stream = self.context = None
-        self.engine.release_profile(self.profile)
-        self.profile = None
         if self.owns_engine:
             self.engine.close()
 

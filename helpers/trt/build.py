@@ -43,10 +43,6 @@ class BuildOptions:
     opt_level: int = 3
     device: int = 0
     batch: tuple[int, int, int] | None = None  # min, opt, max images per run (dynamic-batch models)
-    # Copies of the profile: one per execution context in concurrent use (lanes). TensorRT:
-    # "If the engine supports dynamic shapes, each execution context in concurrent use must use
-    # a separate optimization profile" (NvInferRuntime.h, IExecutionContext, 10.x and 11.x).
-    profiles: int = 1
 
     def check(self) -> None:
         if self.precision not in PRECISIONS:
@@ -55,8 +51,6 @@ class BuildOptions:
             raise UserError(f"--opt-level {self.opt_level} is outside 0..{MAX_OPT_LEVEL} (default 3)")
         if self.workspace is not None and self.workspace <= 0:
             raise UserError(f"--workspace {self.workspace} must be a positive number of bytes")
-        if self.profiles < 1:
-            raise UserError(f"profiles {self.profiles}: give 1 or more (one per lane in concurrent use)")
         if self.batch is not None and not 0 < self.batch[0] <= self.batch[1] <= self.batch[2]:
             lo, opt, hi = self.batch
             raise UserError(f"--batch-range {lo} {opt} {hi} is not ordered 1 <= min <= opt <= max")
@@ -195,7 +189,6 @@ def start_build(
         profile,
         options.opt_level,
         options.workspace,
-        options.profiles if profile is not None else 1,  # a static engine has no profile to copy
     )
     cache = EngineCache(cache_dir)
     found = cache.lookup(key, path.stem)
@@ -291,11 +284,10 @@ def _configure(
     config.builder_optimization_level = options.opt_level
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # for the inspector report
     if profile is not None:
-        for _ in range(options.profiles):  # identical: lane i runs on copy i
-            shapes = builder.create_optimization_profile()
-            dims = [trt.Dims(list(s)) for s in (profile.min, profile.opt, profile.max)]
-            shapes.set_shape(network.get_input(0).name, *dims)
-            config.add_optimization_profile(shapes)
+        shapes = builder.create_optimization_profile()
+        dims = [trt.Dims(list(s)) for s in (profile.min, profile.opt, profile.max)]
+        shapes.set_shape(network.get_input(0).name, *dims)
+        config.add_optimization_profile(shapes)
     return config
 
 

@@ -59,10 +59,9 @@ class BuildKey:
     profile: Profile | None
     opt_level: int
     workspace: int | None  # None: TensorRT's default (the whole device)
-    profiles: int = 1  # copies of the profile, one per concurrent execution context
 
     def fields(self) -> dict[str, Any]:
-        fields = {
+        return {
             "onnx_sha256": self.onnx_sha256,
             **self.target.fields(),
             "precision": self.precision,
@@ -70,9 +69,6 @@ class BuildKey:
             "opt_level": self.opt_level,
             "workspace": self.workspace,
         }
-        if self.profiles > 1:  # absent at 1: engines cached before copies existed keep their key
-            fields["profiles"] = self.profiles
-        return fields
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.fields(), sort_keys=True).encode()).hexdigest()

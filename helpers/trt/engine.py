@@ -3,11 +3,7 @@
 Deserialising is the slow, memory-hungry step; TensorRT lets one engine serve many execution
 contexts, "allowing the same engine to be used for the execution of multiple batches
 simultaneously" (NVIDIA's IExecutionContext docs), each with its own stream and buffers. So the
-engine is loaded once and each lane (a `TensorRTBackend`) makes only its execution context. The
-same docs add: "If the engine supports dynamic shapes, each execution context in concurrent use
-must use a separate optimization profile" (NvInferRuntime.h, 10.x and 11.1). So on an engine
-with dynamic inputs each context gets a profile of its own, taken here and given back when its
-lane closes; build with `BuildOptions(profiles=N)` for N lanes (`tensorrt_lanes` does).
+engine is loaded once and each lane (a `TensorRTBackend`) makes only its execution context.
 """
 
 from __future__ import annotations
@@ -98,8 +94,6 @@ class LoadedEngine:
             self.cuda.release()
             raise
         self.name = EMULATOR if is_emulator() else "tensorrt"
-        self.dynamic = any(spec.is_input and spec.dynamic for spec in self.specs)
-        self._free_profiles = list(range(self.engine.num_optimization_profiles)) if self.dynamic else []
         self._lock = threading.Lock()
         self._closed = False
 
@@ -107,56 +101,20 @@ class LoadedEngine:
     def closed(self) -> bool:
         return self._closed
 
-    def create_execution_context(self, stream_handle: int) -> tuple[trt.IExecutionContext, int | None]:
-        """A new execution context and the profile it alone uses (None on a static engine), set on
-        `stream_handle` (call inside `cuda.activate()`, then synchronise the stream before the
-        context's first enqueue); refused once closed or when every profile is in use."""
+    def create_execution_context(self) -> trt.IExecutionContext:
+        """A new execution context (call inside `cuda.activate()`); refused once closed."""
         with self._lock:
             if self._closed:
                 raise UserError("this engine was closed; load it again")
-            profile = self._take_profile()
             log_book().clear()
             context = self.engine.create_execution_context()
-            if context is None:  # e.g. not enough device memory for its activations
-                self._give_back(profile)
-                raise UserError(
-                    "create_execution_context failed ("
-                    + log_book().last_error("TensorRT logged no error")
-                    + "); free GPU memory, use fewer lanes, or build with a smaller --max profile"
-                )
-            if profile and not context.set_optimization_profile_async(
-                profile, stream_handle
-            ):  # 0: the default
-                self._give_back(profile)
-                raise UserError(
-                    f"set_optimization_profile_async({profile}) was refused ("
-                    + log_book().last_error("TensorRT logged no error")
-                    + "); rebuild the engine"
-                )
-        return context, profile
-
-    def release_profile(self, profile: int | None) -> None:
-        """Give back a closed lane's profile, for the next context."""
-        with self._lock:
-            self._give_back(profile)
-
-    def _take_profile(self) -> int | None:
-        if not self.dynamic:
-            return None  # no dynamic shapes: any number of contexts share the implicit profile
-        if not self._free_profiles:
-            n = self.engine.num_optimization_profiles
+        if context is None:  # e.g. not enough device memory for its activations
             raise UserError(
-                f"all {n} optimization profile{'s' if n > 1 else ''} of this engine are in use by other "
-                "execution contexts, and TensorRT needs one per context in concurrent use on an engine "
-                "with dynamic inputs; build with BuildOptions(profiles=N) for N lanes (tensorrt_lanes "
-                "does), or close a lane first"
+                "create_execution_context failed ("
+                + log_book().last_error("TensorRT logged no error")
+                + "); free GPU memory, use fewer lanes, or build with a smaller --max profile"
             )
-        return self._free_profiles.pop(0)
-
-    def _give_back(self, profile: int | None) -> None:
-        if profile is not None:
-            self._free_profiles.append(profile)
-            self._free_profiles.sort()
+        return context
 
     def close(self) -> None:
         """Free engine and runtime inside their context, then release it (idempotent). Close

@@ -77,6 +77,8 @@ class StandinEngine:
     def stream_handle(self) -> int:
         return int(self.stream.ptr)
 
+    shape_changes = 0  # recorded at one input shape, which never changes
+
     def activate(self) -> AbstractContextManager[Any]:
         return nullcontext()  # CuPy's primary context, current through the runtime
 

@@ -38,7 +38,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
         return np.asarray([i for i, _ in trace(boxes, scores, threshold)], np.int64)
     order = scores.argsort()[::-1]
     ranked = boxes[order]
-    if n < PAIRS_FROM:
+    if n < PAIRS_FROM or threshold < 0:  # below 0 even pairs that do not meet suppress
         return order[_scan_matrix(_iou_matrix(ranked) > threshold)]
     first, second = _pairs(ranked)
     over = _iou_against(ranked, _areas(ranked), first, second) > threshold

@@ -92,8 +92,8 @@ def test_detector_batch_on_an_engine_gives_the_one_at_a_time_faces(method, cache
 @pytest.mark.parametrize("graph", [False, True])
 def test_gpu_stages_on_an_engine_batch_give_the_one_at_a_time_faces(graph, cache_dir):
     """One letterbox launch, the engine, one decode launch for the batch; partial batches and a
-    return to the full one (with graph=True: a graph per batch, replayed), then frames of other
-    shapes in the first slots (their buffers move: the graphs that froze them are dropped)."""
+    return to the full one (with graph=True each change of batch captures again: TensorRT wants
+    that after a shape change), then frames of other shapes in the first slots."""
     from test_gpu_stages import assert_close_faces, bgr
 
     from helpers.gpu.stages import GpuStages
@@ -104,20 +104,18 @@ def test_gpu_stages_on_an_engine_batch_give_the_one_at_a_time_faces(graph, cache
     with engine(name, "v3", cache_dir) as backend:
         stages = GpuStages(backend, graph=graph)
         batched = Detector(backend, size_of(name), stages=stages)
-        for chunk in (images[:4], images[:2], images[:4], images[:1], images[:2], images[4:]):
-            if chunk is images[4:] and graph:
-                assert len(stages._graphs) == 3  # batches of 4, 2 and 1, each captured once
+        for chunk in (images[:4], images[:4], images[:2], images[:4], images[:1], images[:2], images[4:]):
             found = batched.run_batch(chunk)
             for image, detection in zip(chunk, found, strict=True):
                 assert_close_faces(single.run(image).faces, detection.faces)
         assert stages.captured == graph
-        assert len(stages._graphs) == graph  # slots 0 and 1 moved: the older graphs are gone
+        assert len(stages._graphs) == graph  # only the graph of the engine's current input shape
         stages.close()
 
 
-def test_graph_method_replays_a_graph_per_batch(cache_dir, monkeypatch):
-    """Batches of 4 and 2 alternating on one execution context: two captures (the buffers keep
-    their addresses for the smaller batch), and every image still equals its own v3 run."""
+def test_graph_method_captures_again_for_each_batch_change(cache_dir, monkeypatch):
+    """Batches 4, 4, 2, 2, 4 on one execution context: a capture at each change of batch (TensorRT
+    wants one after a shape change), replays in between, and every image equals its v3 run."""
     from helpers.cuda import graph
 
     captures: list[int] = []
@@ -129,11 +127,11 @@ def test_graph_method_replays_a_graph_per_batch(cache_dir, monkeypatch):
     with engine(name, "v3", cache_dir) as v3:
         want = v3.run({"input.1": x})
     with engine(name, "graph", cache_dir) as backend:
-        for n in (4, 2, 4, 2, 4):
+        for n in (4, 4, 2, 2, 4):
             got = backend.run({"input.1": x[:n]})
             for key, value in want.items():
                 np.testing.assert_allclose(got[key], value[:n], err_msg=key, **FP32_TOL)
-        assert backend.runner.captured and len(captures) == 2
+        assert backend.runner.captured and len(captures) == 3
 
 
 @pytest.mark.parametrize("preprocess", ["cpu", "gpu"])

@@ -145,7 +145,7 @@ def greedy_over_every_pair(boxes: np.ndarray, scores: np.ndarray, thr: float) ->
     return order[np.asarray(keep, np.int64)]
 
 
-@pytest.mark.parametrize("thr", [0.0, 0.4, 0.9])
+@pytest.mark.parametrize("thr", [-0.1, 0.0, 0.4, 0.9])
 def test_pruned_pairs_give_the_all_pairs_nms_on_edge_cases(thr):
     """Boxes that touch (x1 = x2 + 1 and + 1 - ulp), share left edges, are inverted or are
     points, on a grid where many meet: the pruning drops only pairs that cannot overlap."""

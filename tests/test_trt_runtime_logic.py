@@ -131,6 +131,7 @@ class FakeCuda:
 class FakeBuffers:
     def __init__(self) -> None:
         self.specs, self.shapes, self.freed = [], {"input.1": (1, 3, 640, 640)}, False
+        self.shape_changes = 0
 
     def addresses(self) -> dict:
         return {"input.1": 0x1000}
@@ -439,11 +440,12 @@ def test_buffers_keep_their_addresses_for_smaller_batches(monkeypatch):
     assert buffers.addresses() != first and buffers.addresses() == context.addresses
 
 
-def test_graph_method_keeps_one_graph_per_batch_until_the_buffers_move(monkeypatch):
-    """Alternating batches replay their own graphs; moved buffers drop every graph; at most
-    MAX_GRAPHS are kept, the oldest destroyed first."""
+def test_graph_method_captures_again_after_every_input_shape_change(monkeypatch):
+    """TensorRT wants a new capture after a shape change (TensorRT#3798): alternating batches
+    capture every time, the same batch replays, and a change made by another caller in between
+    (the counter moved, the shapes look the same) captures too."""
     from helpers.cuda.graph import CudaGraph
-    from helpers.trt import runner as runner_module
+    from helpers.trt.runner import Runner
 
     made: list[FakeGraph] = []
 
@@ -458,25 +460,20 @@ def test_graph_method_keeps_one_graph_per_batch_until_the_buffers_move(monkeypat
             self.closed = True
 
     buffers = FakeBuffers()
-    ptrs = {"input.1": 0x1000}
-    buffers.addresses = lambda: dict(ptrs)
     monkeypatch.setattr(
         CudaGraph,
         "capture",
         classmethod(lambda cls, enqueue, stream: made.append(FakeGraph(dict(buffers.shapes))) or made[-1]),
     )
-    runner = runner_module.Runner(types.SimpleNamespace(), buffers, FakeStream(), FakeCuda())
-    for n in (4, 2, 4, 2):
-        buffers.shapes = {"input.1": (n, 3, 640, 640)}
+    runner = Runner(types.SimpleNamespace(), buffers, FakeStream(), FakeCuda())
+    for n in (4, 4, 2, 4):
+        if buffers.shapes["input.1"][0] != n:
+            buffers.shapes, buffers.shape_changes = {"input.1": (n, 3, 640, 640)}, buffers.shape_changes + 1
         runner.run("graph")
-    assert [g.key["input.1"][0] for g in made] == [4, 2] and [g.replays for g in made] == [2, 2]
-    ptrs["input.1"] = 0x2000  # reallocated: both graphs froze the old address
+    assert [g.key["input.1"][0] for g in made] == [4, 2, 4] and [g.replays for g in made] == [2, 1, 1]
+    assert [g.closed for g in made] == [True, True, False]
+    buffers.shape_changes += 1  # another caller went to another shape and back
     runner.run("graph")
-    assert made[0].closed and made[1].closed and len(made) == 3
-    for n in range(1, runner_module.MAX_GRAPHS + 2):
-        buffers.shapes = {"input.1": (n, 3, 640, 640)}
-        runner.run("graph")
-    assert sum(not g.closed for g in made) == runner_module.MAX_GRAPHS
-    assert made[2].closed and not made[-1].closed  # the oldest went first
+    assert len(made) == 4 and made[2].closed
     runner.close()
     assert all(g.closed for g in made)

@@ -31,6 +31,8 @@ class HostEngine:
         self._arrays: dict[str, Any] = {}
         self._shape: tuple[int, ...] | None = None  # the input shape the arrays were made for
         self._batch = 0  # the batch of the last device_tensors call
+        self._last: tuple[int, ...] | None = None
+        self.shape_changes = 0
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -62,6 +64,9 @@ class HostEngine:
                 self._arrays.update({k: cupy.asarray(v) for k, v in outputs.items()})
             self._shape = input_shape
         self._batch = input_shape[0]
+        if input_shape != self._last:
+            self._last = input_shape
+            self.shape_changes += 1
         return {
             k: DeviceTensor(int(a.data.ptr), self._view(a).shape, a.dtype) for k, a in self._arrays.items()
         }

@@ -12,11 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from helpers.errors import UserError
 from helpers.gpu.kernels import SLOT_FIELDS, kernel
 from helpers.gpu.memory import pinned, to_device
 from helpers.letterbox import Letterbox, fit
 
 TILE = (32, 8)
+MAX_GRID_Z = 65535  # CUDA's largest grid z: one z-slice of the launch per image
 
 
 class GpuLetterbox:
@@ -100,6 +102,10 @@ class GpuLetterbox:
         (GpuStages waits for each batch before the next)."""
         if count < 1 or len(self._staging) < count or not all(s.size for s in self._staging[:count]):
             raise ValueError(f"stage a frame in each of the {count} slots before enqueueing their letterbox")
+        if count > MAX_GRID_Z:
+            raise UserError(
+                f"a batch of {count} images is more than one letterbox launch takes ({MAX_GRID_Z})"
+            )
         table = self._slot_table(count)
         boxes = []
         for i, (staging, device) in enumerate(zip(self._staging[:count], self._device[:count], strict=True)):

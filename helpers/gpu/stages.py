@@ -4,9 +4,9 @@ Every step is enqueued on the engine's own stream with the engine's CUDA context
 rules of notebook 03): the frame uploads (one per image), one letterbox launch writing every
 image of the batch into the engine's input buffer, the engine, one decode launch reading its
 output buffers, and the copy of the batch's candidate count. With `graph=True` that sequence is
-captured once per (batch, frame shapes, input size) as one CUDA graph and replayed: nothing in
-it allocates or waits. The host then waits once for the count, copies that many rows back and
-runs each image's NMS.
+captured as one CUDA graph and replayed while the batch, frame shapes and input size stay (any
+change captures again): nothing in it allocates or waits. The host then waits once for the
+count, copies that many rows back and runs each image's NMS.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def stages_for(choice: str, backend: object, graph: bool = False) -> GpuStages |
     return GpuStages(backend, graph=graph)
 
 
-MAX_GRAPHS = 8  # captured graphs kept per stages object (one per batch, frame shapes, size)
+MAX_GRAPHS = 8  # graphs kept per stages object at one engine input shape (thresholds, frame buffers)
 
 
 class GpuStages:
@@ -126,9 +126,15 @@ class GpuStages:
             t0 = time.perf_counter()
             tensors = self.engine.device_tensors((n, 3, size[1], size[0]))
             layout = self.layout(tensors, size, n)
-            for slot, image in enumerate(images):
-                self.letterbox.stage(image, slot)
-            boxes = self._launch(tensors, layout, size, score_threshold, n)
+            try:
+                for slot, image in enumerate(images):
+                    self.letterbox.stage(image, slot)
+                boxes = self._launch(tensors, layout, size, score_threshold, n)
+            except BaseException:
+                # Copies already queued read the staging and the slot table: let them finish
+                # before the next batch rewrites (or frees) what they read.
+                self._stream.synchronize()
+                raise
             t1 = time.perf_counter()
             self._stream.synchronize()
             t2 = time.perf_counter()
@@ -186,9 +192,10 @@ class GpuStages:
         if not self.graph:
             return self.enqueue(tensors, layout, size, threshold, n)
         boxes = self.letterbox.prepare(size, n)  # the host table the graph's copy node reads
-        # Everything the captured nodes froze: shapes, the engine's addresses and our own.
-        engine_ptrs = tuple(sorted((name, t.ptr, t.shape) for name, t in tensors.items()))
-        self._key = key = (n, size, threshold, engine_ptrs, self.letterbox.addresses(n))
+        # Everything the captured nodes froze: shapes, the engine's addresses and our own, and
+        # the engine's input shapes staying as they were since the capture.
+        engine = (self.engine.shape_changes, *sorted((name, t.ptr, t.shape) for name, t in tensors.items()))
+        self._key = key = (n, size, threshold, engine, self.letterbox.addresses(n))
         graph = self._graphs.get(key)
         if graph is None:
             graph = self._capture(key, lambda: self.enqueue(tensors, layout, size, threshold, n))
@@ -200,16 +207,12 @@ class GpuStages:
         return boxes
 
     def _capture(self, key: tuple, enqueue: Callable[[], object]) -> Any:
-        """Capture a graph for `key`, first dropping graphs that froze addresses since moved (and
-        the oldest, past MAX_GRAPHS)."""
+        """Capture a graph for `key`, first dropping the graphs gone stale (the engine's input
+        shapes changed since their capture: TensorRT wants a new capture then, TensorRT#3798; or
+        our buffers moved) and the oldest, past MAX_GRAPHS."""
         from helpers.cuda.graph import CudaGraph
 
-        engine = {ptr for _, ptr, _ in key[3]}
-        stale = [
-            k
-            for k in self._graphs
-            if {ptr for _, ptr, _ in k[3]} != engine or k[4] != self.letterbox.addresses(k[0])
-        ]
+        stale = [k for k in self._graphs if k[3] != key[3] or k[4] != self.letterbox.addresses(k[0])]
         while len(self._graphs) - len(stale) >= MAX_GRAPHS:
             stale.append(next(k for k in self._graphs if k not in stale))
         for k in stale:

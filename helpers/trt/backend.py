@@ -223,6 +223,10 @@ class TensorRTBackend:
     def stream_handle(self) -> int:
         return self.stream.handle
 
+    @property
+    def shape_changes(self) -> int:
+        return self.buffers.shape_changes
+
     def activate(self) -> AbstractContextManager[Any]:
         """The engine's CUDA context, current for the block."""
         return self.cuda.activate()

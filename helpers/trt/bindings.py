@@ -75,10 +75,12 @@ class IOBuffers:
         self._cuda = cuda
         self.buffers: dict[str, HostDeviceBuffer] = {}
         self.shapes: dict[str, Shape] = {}
+        self.shape_changes = 0  # how often the context's input shapes changed: graphs go stale
 
     def set_shapes(self, input_shapes: Mapping[str, Shape]) -> bool:
         if self.shapes and all(self.shapes[name] == shape for name, shape in input_shapes.items()):
             return False  # same input shapes: the context and buffers are already right
+        self.shape_changes += 1
         for spec in self.specs:
             if spec.is_input and spec.dynamic:
                 shape = input_shapes[spec.name]

@@ -3,8 +3,8 @@
 - "v2": `execute_v2(addresses in engine I/O order)`, synchronous, on a stream TensorRT does not
   document, so the input copies are synchronized first.
 - "v3": async copy in, `execute_async_v3(stream)`, async copy out, one synchronize.
-- "graph": the v3 enqueue captured once per (batch, size) (after a warm-up enqueue) and
-  replayed; a few graphs are kept per context, and all dropped when the buffers move.
+- "graph": the v3 enqueue captured (after a warm-up enqueue) and replayed; captured again
+  whenever the input shapes or addresses change, one graph per context.
 With `timed`, the "infer" lap of "v2" is the time execute_v2 blocked the host between two
 events on our stream (it runs on a stream of its own), so it includes launch overhead that the
 v3 lap overlaps; compare the "total" laps. Every call runs with the engine's CUDA context
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from helpers.cuda.stream import EventTimer, Stream
 
 METHODS = ("v3", "v2", "graph")
-MAX_GRAPHS = 8  # captured graphs kept per execution context, one per (batch, size)
 GraphKey = tuple[tuple[tuple[str, Shape], ...], tuple[tuple[str, int], ...]]
 
 
@@ -71,8 +70,8 @@ class Runner:
         self._stream = stream
         self._cuda = cuda
         self._timer: EventTimer | None = EventTimer(stream) if timed else None
-        self._graphs: dict[GraphKey, CudaGraph] = {}  # one per (batch, size) seen, oldest first
-        self._graph: CudaGraph | None = None  # the one for the current shapes
+        self._graph: CudaGraph | None = None
+        self._graph_key: tuple | None = None
         self._uncapturable = False
         self.timings: dict[str, float] = {}
 
@@ -119,42 +118,33 @@ class Runner:
             raise enqueue_failure("execute_async_v3", log_book().last_error("TensorRT logged no error"))
 
     def _ensure_graph(self) -> bool:
-        """Capture (warm-up enqueue first) unless a graph of these shapes and addresses exists.
+        """Capture (warm-up enqueue first) unless the graph held froze these shapes and addresses
+        and the context's input shapes have not changed since.
 
-        Graphs are kept per (batch, size): the buffers keep their addresses for smaller shapes,
-        so a service alternating full and partial batches replays both. The context's input
-        shapes are set for the shapes replayed (IOBuffers.set_shapes), as NVIDIA's
-        TensorRT-Edge-LLM EngineExecutor does before replaying its graph cached per binding
-        state. False when this engine cannot be captured: as in NVIDIA's trtexec, fall back to
-        plain enqueues (once warned) rather than fail.
+        One graph per context, captured again after any change of its input shapes (a partial
+        batch, another size, another caller's run): "when change the input shapes, you have to
+        re-capture the graph, because some internal state is changed" (NVIDIA's maintainer,
+        TensorRT#3798, after the developer guide's CUDA graphs section). False when this engine
+        cannot be captured: as in NVIDIA's trtexec, fall back to plain enqueues (once warned)
+        rather than fail.
         """
         from helpers.cuda.check import CudaError
         from helpers.cuda.graph import CudaGraph, GraphCaptureError
 
-        key = graph_key(self._buffers)
-        self._graph = self._graphs.get(key)
-        if self._graph is not None:
+        key = (*graph_key(self._buffers), self._buffers.shape_changes)
+        if self._graph is not None and key == self._graph_key:
             return True
         if self._uncapturable:
             return False
-        self._drop_stale(key)
+        self.close()
         try:
             self._graph = CudaGraph.capture(self._enqueue, self._stream.handle)
         except (GraphCaptureError, CudaError) as exc:  # refused enqueue, or a capture/instantiate call
             warnings.warn(f"CUDA graph capture failed ({exc}); using execute_async_v3", stacklevel=3)
             self._uncapturable = True
             return False
-        self._graphs[key] = self._graph
+        self._graph_key = key
         return True
-
-    def _drop_stale(self, key: GraphKey) -> None:
-        """Destroy graphs whose addresses are no longer the buffers' (they moved), and the oldest
-        past MAX_GRAPHS."""
-        stale = [k for k in self._graphs if k[1] != key[1]]
-        while len(self._graphs) - len(stale) >= MAX_GRAPHS:
-            stale.append(next(k for k in self._graphs if k not in stale))
-        for k in stale:
-            self._graphs.pop(k).close()
 
     def _replay_graph(self) -> None:
         if self._graph is None:
@@ -162,7 +152,7 @@ class Runner:
         self._graph.replay(self._stream.handle)
 
     def close(self) -> None:
-        """Drop the captured graphs (call with the context current)."""
-        while self._graphs:
-            self._graphs.popitem()[1].close()
-        self._graph = None
+        """Drop the captured graph (call with the context current)."""
+        if self._graph is not None:
+            self._graph.close()
+        self._graph, self._graph_key = None, None

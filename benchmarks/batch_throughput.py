@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gpu_prepost import gpu_machine
 from lanes import _engine_ms, in_threads
-from prepost import command
+from prepost import command, cpu_name
 from standin_engine import LABEL, recorded_engine
 
 from helpers.atomic import write_text
@@ -88,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     model = batchify(resolve(args.model))
     photo = cv2.imread(str(sample_path("crowd48.png")))
-    machine = gpu_machine()
+    machine = {**gpu_machine(), "cpu": f"{os.cpu_count()} x {cpu_name()}"}
     print(f"{LABEL}\n{machine['gpu']}; model {model.name}; E(b) = {args.e0} + {args.e} x b ms (assumed)")
     rows = []
     for label, wh, pinned in (
@@ -145,7 +146,9 @@ def format_report(report: dict) -> str:
     """A saved report as the run printed it, headed by its label, machine and engine time."""
     head = [
         report["label"],
-        f"recorded on the {report['machine']['gpu']} machine; model {report['model']}; {report['engine_ms']}",
+        f"recorded on the {report['machine']['gpu']} machine"
+        + (f" (host CPU {report['machine']['cpu']})" if "cpu" in report["machine"] else "")
+        + f"; frames made from the crowd48 sample; model {report['model']}; {report['engine_ms']}",
         f"made by: {report['command']}",
     ]
     return "\n".join(head + [format_row(r) for r in report["rows"]])

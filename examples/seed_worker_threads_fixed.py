@@ -14,6 +14,7 @@ The changes from `seed_worker_threads.py`, each explained in a notebook chapter
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -45,7 +46,10 @@ class ErrorLog(trt.ILogger):
         return self.local.errors
 
 
-SETUP = threading.Lock()
+# Only for trtemu, the emulator these runs were recorded with: it could not answer a context whose
+# first enqueue came while another worker's did. TensorRT needs no such lock (creating contexts
+# is thread safe, one context per thread is its model), so with it the lock is a no-op.
+SETUP = threading.Lock() if getattr(trt, "__trtemu__", False) else contextlib.nullcontext()
 
 
 def run_frames(
@@ -53,9 +57,8 @@ def run_frames(
 ) -> int:
     """One worker's frames with its own context, stream and buffers; the primary context is current.
 
-    Every worker sets up first, one at a time, with one warm-up enqueue (as trtexec warms up),
-    then all serve together: trtemu, the emulator these runs were recorded with, could not answer
-    a context whose first enqueue came while another worker's did.
+    Every worker sets up first (one at a time under trtemu, see SETUP), with one warm-up enqueue
+    (as trtexec warms up), then all serve together.
     """
     input_name, output_names = io_names(engine)
     with SETUP:

@@ -47,18 +47,20 @@ class ErrorLog(trt.ILogger):
 
 
 # Only for trtemu, the emulator these runs were recorded with: it could not answer a context whose
-# first enqueue came while another worker's did. TensorRT needs no such lock (creating contexts
-# is thread safe, one context per thread is its model), so with it the lock is a no-op.
-SETUP = threading.Lock() if getattr(trt, "__trtemu__", False) else contextlib.nullcontext()
+# first enqueue came while another worker's did, so there the workers set up one at a time and
+# then start together. TensorRT needs neither (creating contexts is thread safe, one context per
+# thread is its model): with it the lock is a no-op and every worker starts on its own.
+TRTEMU = bool(getattr(trt, "__trtemu__", False))
+SETUP = threading.Lock() if TRTEMU else contextlib.nullcontext()
 
 
 def run_frames(
-    engine: trt.ICudaEngine, log: ErrorLog, blob: np.ndarray, frames: int, ready: threading.Barrier
+    engine: trt.ICudaEngine, log: ErrorLog, blob: np.ndarray, frames: int, ready: threading.Barrier | None
 ) -> int:
     """One worker's frames with its own context, stream and buffers; the primary context is current.
 
-    Every worker sets up first (one at a time under trtemu, see SETUP), with one warm-up enqueue
-    (as trtexec warms up), then all serve together.
+    Every worker sets up with one warm-up enqueue (as trtexec warms up); under trtemu one at a
+    time, then all together (see SETUP).
     """
     input_name, output_names = io_names(engine)
     with SETUP:
@@ -81,7 +83,8 @@ def run_frames(
             if not context.execute_async_v3(stream.handle):  # warm-up: the outputs are rewritten below
                 raise RuntimeError(f"execute_async_v3 returned False: {log.errors()[-1:]}")
             stream.synchronize()  # done before the next worker's warm-up
-        ready.wait(timeout=300)
+        if ready is not None:
+            ready.wait(timeout=300)
         faces = 0
         for _ in range(frames):
             np.copyto(host[input_name], blob)
@@ -118,7 +121,7 @@ def main() -> None:
     finally:
         cuda.Context.pop()
 
-    ready = threading.Barrier(args.workers)
+    ready = threading.Barrier(args.workers) if TRTEMU else None
 
     def worker(index: int, engine: trt.ICudaEngine) -> None:
         result: dict = {"script": "fixed", "worker": index, "frames": args.frames, "faces": None}
@@ -126,7 +129,8 @@ def main() -> None:
         try:
             result["faces"] = run_frames(engine, log, blob, args.frames, ready)
         except (RuntimeError, cuda.Error, threading.BrokenBarrierError) as error:
-            ready.abort()  # the other workers stop waiting for this one
+            if ready is not None:
+                ready.abort()  # the other workers stop waiting for this one
             log.errors().append(f"{type(error).__name__}: {error}")
         finally:
             cuda.Context.pop()
